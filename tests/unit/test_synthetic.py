@@ -1,0 +1,112 @@
+"""Synthetic history: seeded, realistic finding rates, point-in-time importer history."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, date, datetime, timedelta
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from features import RAW_COLUMNS, build_feature_matrix, columns_from_frame
+from features.entity_history import add_importer_history
+from training.synthetic import generate_history
+
+START = date(2024, 1, 1)
+
+
+@pytest.fixture(scope="module")
+def history() -> pd.DataFrame:
+    return generate_history(3000, seed=11, start=START, days=120)
+
+
+def test_same_seed_gives_the_same_frame(history: pd.DataFrame) -> None:
+    pd.testing.assert_frame_equal(history, generate_history(3000, seed=11, start=START, days=120))
+    other = generate_history(3000, seed=12, start=START, days=120)
+    assert not other["customs_value"].equals(history["customs_value"])
+
+
+def test_frame_has_the_raw_columns_and_the_filing_columns(history: pd.DataFrame) -> None:
+    expected = set(RAW_COLUMNS) | {
+        "declaration_id",
+        "item_number",
+        "lodgement_time",
+        "importer_id",
+        "declarant_id",
+        "exporter_id",
+        "customs_office",
+        "description",
+        "inspected",
+        "finding",
+        "random_control",
+    }
+    assert expected <= set(history.columns)
+    assert history["declaration_id"].nunique() == 3000
+    assert str(history["lodgement_time"].dt.tz) == "UTC"
+    assert history["lodgement_time"].is_monotonic_increasing
+    assert history["hs_code"].str.fullmatch(r"\d{8}|\d{10}").all()
+    items = history.groupby("declaration_id")["item_number"]
+    assert (items.max() == items.count()).all()
+    m = build_feature_matrix(columns_from_frame(history), None)
+    assert not np.isinf(m).any()
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_finding_rate_is_realistic(seed: int) -> None:
+    df = generate_history(4000, seed=seed, start=START, days=200)
+    assert 0.01 <= df["finding"].mean() <= 0.05
+    assert 0.05 <= df["inspected"].mean() <= 0.25
+    per_declaration = df.drop_duplicates("declaration_id")
+    assert 0.01 <= per_declaration["random_control"].mean() <= 0.035
+
+
+def test_findings_only_come_from_inspections(history: pd.DataFrame) -> None:
+    assert (history.loc[history["finding"] == 1, "inspected"]).all()
+    assert history.loc[history["random_control"], "inspected"].all()
+    inspected = history[history["inspected"]]
+    control = history[history["random_control"]]
+    # officers target risk: targeted inspections find more than the random stream
+    assert inspected["finding"].mean() > control["finding"].mean()
+
+
+def test_history_counts_only_strictly_earlier_declarations() -> None:
+    t0 = datetime(2024, 3, 1, 9, 0, tzinfo=UTC)
+    rows = [
+        ("d1", "A", t0, 1),
+        ("d1", "A", t0, 2),  # second item of d1: same history as the first
+        ("d2", "A", t0 + timedelta(days=2), 1),
+        ("d3", "A", t0 + timedelta(days=2), 1),  # same instant as d2: neither counts the other
+        ("d4", "A", t0 + timedelta(days=5, hours=12), 1),
+        ("d5", "B", t0 + timedelta(days=1), 1),
+        ("d6", "", t0 + timedelta(days=9), 1),
+    ]
+    # shuffled order must not matter
+    df = pd.DataFrame(rows, columns=["declaration_id", "importer_id", "lodgement_time", "item_number"]).iloc[
+        [4, 0, 6, 2, 1, 5, 3]
+    ]
+    out = add_importer_history(df).set_index(["declaration_id", "item_number"])
+    prior = out["importer_prior_filings"]
+    days = out["importer_days_known"]
+    assert prior[("d1", 1)] == prior[("d1", 2)] == 0.0
+    assert math.isnan(days[("d1", 1)])
+    assert prior[("d2", 1)] == prior[("d3", 1)] == 1.0
+    assert days[("d2", 1)] == pytest.approx(2.0)
+    assert prior[("d4", 1)] == 3.0
+    assert days[("d4", 1)] == pytest.approx(5.5)
+    assert prior[("d5", 1)] == 0.0 and math.isnan(days[("d5", 1)])
+    assert prior[("d6", 1)] == 0.0 and math.isnan(days[("d6", 1)])
+
+
+def test_generated_history_is_point_in_time(history: pd.DataFrame) -> None:
+    declarations = history.drop_duplicates("declaration_id")
+    sample = declarations.sample(200, random_state=0)
+    for _, row in sample.iterrows():
+        same = declarations[declarations["importer_id"] == row["importer_id"]]
+        earlier = same[same["lodgement_time"] < row["lodgement_time"]]
+        assert row["importer_prior_filings"] == len(earlier)
+        if earlier.empty:
+            assert math.isnan(row["importer_days_known"])
+        else:
+            expected = (row["lodgement_time"] - earlier["lodgement_time"].min()).total_seconds() / 86400
+            assert row["importer_days_known"] == pytest.approx(expected)

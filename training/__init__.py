@@ -1,0 +1,1 @@
+"""Training: synthetic history, the LightGBM training pipeline and the demo champion."""
