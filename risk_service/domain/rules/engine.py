@@ -1,0 +1,177 @@
+"""Rule sets at run time: which rules apply on a date, and their hits on a declaration's items."""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Final
+
+from risk_service.domain.assessment import Channel, RuleHit
+from risk_service.domain.rules.conditions import CompiledCondition
+from risk_service.domain.rules.context import HITS_WEAK_COUNT, field_path, is_item_level
+from risk_service.domain.rules.messages import MessageTemplate
+
+logger = logging.getLogger(__name__)
+
+#: A first-pass hit with 0 < weight < WEAK_HIT_WEIGHT is a weak signal; `hits.weak_count` in
+#: the second pass counts them, so several weak signals together can lift a declaration.
+WEAK_HIT_WEIGHT: Final = 0.2
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """One loaded rule. `condition` holds the source text and the compiled closure."""
+
+    id: str
+    description: str
+    condition: CompiledCondition
+    message: MessageTemplate
+    weight: float
+    min_channel: Channel | None = None
+    valid_from: datetime.date | None = None
+    valid_to: datetime.date | None = None  # exclusive: the rule stops applying on this day
+    enabled: bool = True
+    line: int = 0
+    item_level: bool = field(init=False)
+    accumulation: bool = field(init=False)
+    _fields_cache: dict[tuple[int, ...], tuple[str, ...]] = field(
+        init=False, default_factory=dict, repr=False, compare=False
+    )
+
+    def __post_init__(self) -> None:
+        names = self.condition.names
+        object.__setattr__(self, "item_level", any(is_item_level(n) for n in names))
+        object.__setattr__(self, "accumulation", any(n.startswith("hits.") for n in names))
+
+    def applies_on(self, day: datetime.date) -> bool:
+        if not self.enabled:
+            return False
+        if self.valid_from is not None and day < self.valid_from:
+            return False
+        return self.valid_to is None or day < self.valid_to
+
+    def fields(self, positions: Sequence[int]) -> tuple[str, ...]:
+        """Declaration field paths of the condition's names, for each matching item position."""
+        key = tuple(positions)
+        cached = self._fields_cache.get(key)
+        if cached is not None:
+            return cached
+        paths: dict[str, None] = {}
+        for position in key:
+            for name in self.condition.names:
+                paths.setdefault(field_path(name, position), None)
+        if len(self._fields_cache) > 256:
+            self._fields_cache.clear()
+        self._fields_cache[key] = fields = tuple(paths)
+        return fields
+
+
+class RuleSet:
+    """An immutable, loaded rule set; safe to share between threads."""
+
+    def __init__(
+        self,
+        version: str,
+        rules: Sequence[Rule],
+        lists: Mapping[str, Sequence[object]],
+        path: Path | None = None,
+        sources: Sequence[Path] = (),
+    ) -> None:
+        self.version = version
+        self.rules: tuple[Rule, ...] = tuple(rules)
+        self.lists: Mapping[str, tuple[object, ...]] = MappingProxyType({k: tuple(v) for k, v in lists.items()})
+        self.path = path
+        self.sources = tuple(sources)  # every file the set was read from, for change detection
+        self._active: dict[datetime.date, tuple[tuple[Rule, ...], tuple[Rule, ...]]] = {}
+        self._errors_lock = threading.Lock()
+        self._runtime_errors: dict[str, int] = {}
+
+    @property
+    def runtime_error_count(self) -> int:
+        """Conditions that raised while evaluating (each counted as not matched)."""
+        return sum(self._runtime_errors.values())
+
+    @property
+    def runtime_errors_by_rule(self) -> Mapping[str, int]:
+        with self._errors_lock:
+            return dict(self._runtime_errors)
+
+    def evaluate(self, contexts: Sequence[Mapping[str, object]], on: datetime.date) -> tuple[RuleHit, ...]:
+        """Hits of the rules that apply on `on`, one per rule, over every item context."""
+        first_pass, second_pass = self._rules_on(on)
+        hits: list[RuleHit] = []
+        for rule in first_pass:
+            hit = self._run(rule, contexts)
+            if hit is not None:
+                hits.append(hit)
+        if second_pass and contexts:
+            weak_count = sum(1 for h in hits if 0.0 < h.weight < WEAK_HIT_WEIGHT)
+            with_hits = [{**c, HITS_WEAK_COUNT: weak_count} for c in contexts]
+            for rule in second_pass:
+                hit = self._run(rule, with_hits)
+                if hit is not None:
+                    hits.append(hit)
+        return tuple(hits)
+
+    def _rules_on(self, day: datetime.date) -> tuple[tuple[Rule, ...], tuple[Rule, ...]]:
+        cached = self._active.get(day)
+        if cached is None:
+            active = [r for r in self.rules if r.applies_on(day)]
+            cached = (
+                tuple(r for r in active if not r.accumulation),
+                tuple(r for r in active if r.accumulation),
+            )
+            if len(self._active) > 64:
+                self._active.clear()
+            self._active[day] = cached
+        return cached
+
+    def _run(self, rule: Rule, contexts: Sequence[Mapping[str, object]]) -> RuleHit | None:
+        test = rule.condition.test
+        # A declaration-level condition has the same value on every item: evaluate it once.
+        candidates = contexts if rule.item_level else contexts[:1]
+        matched: list[int] = []
+        for position, context in enumerate(candidates):
+            try:
+                result = test(context)
+                if result is not None and result:
+                    matched.append(position)
+            except Exception as exc:
+                self._count_error(rule, exc)
+        if not matched:
+            return None
+        try:
+            first = candidates[matched[0]]
+            item_numbers = tuple(_item_number(candidates[p]) for p in matched) if rule.item_level else ()
+            return RuleHit(
+                rule_id=rule.id,
+                message=rule.message.format(first),
+                fields=rule.fields(matched),
+                weight=rule.weight,
+                min_channel=rule.min_channel,
+                item_numbers=item_numbers,
+            )
+        except Exception as exc:
+            self._count_error(rule, exc)
+            return None
+
+    def _count_error(self, rule: Rule, exc: Exception) -> None:
+        with self._errors_lock:
+            count = self._runtime_errors.get(rule.id, 0)
+            self._runtime_errors[rule.id] = count + 1
+        if count == 0:
+            logger.warning(
+                "rule %s (rule set %s) raised %s; treated as not matched", rule.id, self.version, type(exc).__name__
+            )
+
+
+def _item_number(context: Mapping[str, object]) -> int:
+    number = context["item.item_number"]
+    if not isinstance(number, int):
+        raise TypeError("item.item_number is not an int")
+    return number
