@@ -1,0 +1,318 @@
+"""Durable assessment storage with group commit: one writer thread, one transaction per batch of submissions."""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import threading
+from collections.abc import Iterable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from risk_service.domain.assessment import Assessment
+from risk_service.domain.errors import Unavailable
+from risk_service.domain.ports import AssessmentRecord, SaveResult
+from risk_service.store import codec
+from risk_service.store.db import create_engine
+from risk_service.store.tables import assessments
+
+log = logging.getLogger(__name__)
+
+_Key = tuple[str, int]
+_Row = dict[str, Any]
+# Keeps a tuple-IN lookup well under every backend's bound-parameter limit.
+_LOOKUP_CHUNK = 500
+# JSON is made here, once per record, rather than by the column type: one reused encoder is
+# cheaper on the writer's hot path, and the codec never makes NaN or circular structures.
+_to_json = json.JSONEncoder(separators=(",", ":"), allow_nan=False, check_circular=False).encode
+
+
+@dataclass(slots=True)
+class _Submission:
+    """One save_many call: written all together or not at all, answered through its future."""
+
+    records: Sequence[AssessmentRecord]
+    future: Future[list[SaveResult]]
+    rows: list[_Row] = field(default_factory=list)
+
+
+def _key(record: AssessmentRecord) -> _Key:
+    return (record.assessment.declaration_id, record.assessment.declaration_version)
+
+
+def _row(record: AssessmentRecord) -> _Row:
+    a, d = record.assessment, record.declaration
+    if (a.declaration_id, a.declaration_version) != d.key:
+        raise ValueError(
+            f"assessment {a.assessment_id} is for {a.declaration_id} v{a.declaration_version}, "
+            f"not for the declaration given ({d.declaration_id} v{d.version})"
+        )
+    return {
+        "assessment_id": a.assessment_id,
+        "declaration_id": a.declaration_id,
+        "declaration_version": a.declaration_version,
+        "content_hash": record.content_hash,
+        "channel": int(a.channel),
+        "risk_score": a.risk_score,
+        "model_score": a.model_score,
+        "random_control": a.random_control,
+        "model_status": int(a.model_status),
+        "model_name": a.model_name,
+        "model_version": a.model_version,
+        "rule_set_version": a.rule_set_version,
+        "assessed_at": a.assessment_time,
+        "importer_id": d.importer.id,
+        "customs_office": d.customs_office,
+        "declaration_json": _to_json(codec.declaration_to_dict(d)),
+        "assessment_json": _to_json(codec.assessment_to_dict(a)),
+    }
+
+
+def _chunks(items: Sequence[_Key], size: int) -> Iterable[Sequence[_Key]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+class SqlAssessmentStore:
+    """Stores every assessment before the service answers; SQLite or PostgreSQL through SQLAlchemy Core.
+
+    `save_many` only queues the records. A single writer thread takes whatever is queued (about
+    `max_batch` records) and writes it in one transaction, so one commit (one fsync) serves many
+    calls. If that transaction fails, each submission is retried in its own transaction, so one bad
+    submission fails only its own future. The schema must exist: run `migrations.upgrade` first.
+    """
+
+    def __init__(self, url: str, *, max_batch: int = 2000, sqlite_synchronous: str = "FULL") -> None:
+        if max_batch < 1:
+            raise ValueError("max_batch must be at least 1")
+        self._engine = create_engine(url, sqlite_synchronous=sqlite_synchronous)
+        self._max_batch = max_batch
+        self._insert = self._build_insert(self._engine.dialect.name)
+        self._queue: queue.SimpleQueue[_Submission | None] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._closed = False
+        self._conn: sa.Connection | None = None
+        self._writer = threading.Thread(target=self._run, name="assessment-store-writer", daemon=True)
+        self._writer.start()
+
+    @staticmethod
+    def _build_insert(dialect: str) -> sa.Insert:
+        t = assessments
+        key = [t.c.declaration_id, t.c.declaration_version]
+        declaration_json = sa.bindparam("declaration_json", type_=sa.Text)
+        assessment_json = sa.bindparam("assessment_json", type_=sa.Text)
+        if dialect == "postgresql":
+            pg = postgresql.insert(t).values(
+                declaration=sa.cast(declaration_json, postgresql.JSONB),
+                assessment=sa.cast(assessment_json, postgresql.JSONB),
+            )
+            return pg.on_conflict_do_nothing(index_elements=key).returning(*key)
+        if dialect == "sqlite":  # JSON is plain text there
+            lite = sqlite.insert(t).values(declaration=declaration_json, assessment=assessment_json)
+            return lite.on_conflict_do_nothing(index_elements=key).returning(*key)
+        raise ValueError(f"unsupported database {dialect!r}; use SQLite or PostgreSQL")
+
+    # -- writing -------------------------------------------------------------------------------
+
+    def save_many(self, records: Sequence[AssessmentRecord]) -> Future[list[SaveResult]]:
+        """Queues the records and returns at once; the future resolves after the commit, in record order."""
+        future: Future[list[SaveResult]] = Future()
+        if not records:
+            future.set_result([])
+            return future
+        with self._lock:
+            if self._closed:
+                future.set_exception(Unavailable("the assessment store is closed"))
+                return future
+            self._queue.put(_Submission(list(records), future))
+        return future
+
+    def _run(self) -> None:
+        stopping = False
+        while not stopping:
+            first = self._queue.get()
+            if first is None:
+                break
+            batch = [first]
+            size = len(first.records)
+            while size < self._max_batch:
+                try:
+                    nxt = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    stopping = True
+                    break
+                batch.append(nxt)
+                size += len(nxt.records)
+            try:
+                self._write(batch)
+            except BaseException as err:  # a bug here must not leave callers waiting forever
+                log.exception("assessment writer failed on a batch of %d submissions", len(batch))
+                for s in batch:
+                    if not s.future.done():
+                        s.future.set_exception(err)
+        self._drop_connection()
+
+    def _write(self, batch: list[_Submission]) -> None:
+        ready: list[_Submission] = []
+        for s in batch:
+            if not s.future.set_running_or_notify_cancel():
+                continue  # the caller gave up before we started; it has no answer to wait for
+            try:
+                s.rows = [_row(r) for r in s.records]
+            except Exception as err:
+                s.future.set_exception(err)
+                continue
+            ready.append(s)
+        if not ready:
+            return
+        try:
+            results = self._transaction(ready)
+        except Exception:
+            log.warning("batch of %d submissions failed; retrying each on its own", len(ready), exc_info=True)
+            self._drop_connection()
+            for s in ready:
+                try:
+                    (result,) = self._transaction([s])
+                except Exception as err:
+                    log.warning("storing a submission of %d assessments failed: %s", len(s.records), type(err).__name__)
+                    self._drop_connection()
+                    s.future.set_exception(err)
+                else:
+                    s.future.set_result(result)
+            return
+        for s, result in zip(ready, results, strict=True):
+            s.future.set_result(result)
+
+    def _connection(self) -> sa.Connection:
+        if self._conn is None or self._conn.closed or self._conn.invalidated:
+            self._drop_connection()
+            self._conn = self._engine.connect().execution_options(sqlite_immediate=True)
+        return self._conn
+
+    def _drop_connection(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                conn.close()
+            except Exception:
+                log.debug("closing the writer connection failed", exc_info=True)
+
+    def _transaction(self, submissions: list[_Submission]) -> list[list[SaveResult]]:
+        """Writes the submissions in one transaction; duplicate keys behave as if written in order."""
+        first: dict[_Key, tuple[AssessmentRecord, _Row]] = {}
+        for s in submissions:
+            for record, row in zip(s.records, s.rows, strict=True):
+                first.setdefault(_key(record), (record, row))
+        conn = self._connection()
+        with conn.begin():
+            inserted = {(r[0], r[1]) for r in conn.execute(self._insert, [row for _, row in first.values()])}
+            earlier = self._stored(conn, [k for k in first if k not in inserted])
+            created: set[_Key] = set()
+            out: list[list[SaveResult]] = []
+            for s in submissions:
+                results: list[SaveResult] = []
+                for record in s.records:
+                    key = _key(record)
+                    if key in inserted:
+                        if key not in created:
+                            created.add(key)
+                            results.append(SaveResult(record.assessment, created=True, conflict=False))
+                        else:  # a second copy in this batch: as if it came after the first
+                            original = first[key][0]
+                            conflict = original.content_hash != record.content_hash
+                            results.append(SaveResult(original.assessment, created=False, conflict=conflict))
+                    else:
+                        content_hash, stored = earlier[key]
+                        conflict = content_hash != record.content_hash
+                        results.append(SaveResult(stored, created=False, conflict=conflict))
+                out.append(results)
+        return out
+
+    @staticmethod
+    def _stored(conn: sa.Connection, keys: Sequence[_Key]) -> dict[_Key, tuple[str, Assessment]]:
+        t = assessments
+        found: dict[_Key, tuple[str, Assessment]] = {}
+        for chunk in _chunks(keys, _LOOKUP_CHUNK):
+            query = sa.select(t.c.declaration_id, t.c.declaration_version, t.c.content_hash, t.c.assessment).where(
+                sa.tuple_(t.c.declaration_id, t.c.declaration_version).in_(chunk)
+            )
+            for declaration_id, version, content_hash, document in conn.execute(query):
+                found[(declaration_id, version)] = (content_hash, codec.assessment_from_dict(document))
+        missing = [k for k in keys if k not in found]
+        if missing:
+            # ON CONFLICT skipped these, so a row existed; if it is gone now something else deleted it.
+            raise RuntimeError(f"{len(missing)} assessments neither inserted nor found, e.g. {missing[0]}")
+        return found
+
+    # -- reading (short connections of their own, never the writer's) ---------------------------
+
+    def get(self, declaration_id: str, version: int) -> Assessment | None:
+        t = assessments
+        query = sa.select(t.c.assessment).where(
+            t.c.declaration_id == declaration_id, t.c.declaration_version == version
+        )
+        with self._engine.connect() as conn:
+            document = conn.execute(query).scalar_one_or_none()
+        return None if document is None else codec.assessment_from_dict(document)
+
+    def history(self, declaration_id: str) -> list[Assessment]:
+        """Every stored version of one declaration, oldest version first."""
+        t = assessments
+        query = sa.select(t.c.assessment).where(t.c.declaration_id == declaration_id).order_by(t.c.declaration_version)
+        with self._engine.connect() as conn:
+            return [codec.assessment_from_dict(d) for d in conn.execute(query).scalars()]
+
+    def importer_history(self) -> dict[str, tuple[datetime, int]]:
+        """Importer id -> (first assessment time, distinct declarations): warms the in-memory history."""
+        t = assessments
+        query = (
+            sa.select(t.c.importer_id, sa.func.min(t.c.assessed_at), sa.func.count(sa.distinct(t.c.declaration_id)))
+            .where(t.c.importer_id != "")
+            .group_by(t.c.importer_id)
+        )
+        with self._engine.connect() as conn:
+            return {importer: (first_seen, count) for importer, first_seen, count in conn.execute(query)}
+
+    def count(self) -> int:
+        with self._engine.connect() as conn:
+            return int(conn.execute(sa.select(sa.func.count()).select_from(assessments)).scalar_one())
+
+    def ping(self) -> bool:
+        """True when the writer runs and the database answers; for health checks."""
+        if self._closed or not self._writer.is_alive():
+            return False
+        try:
+            with self._engine.connect() as conn:
+                conn.execute(sa.text("SELECT 1"))
+        except Exception:
+            log.warning("assessment store ping failed", exc_info=True)
+            return False
+        return True
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Writes what is queued, stops the writer and releases the engine; safe to call twice."""
+        with self._lock:
+            first_call = not self._closed
+            self._closed = True
+            if first_call:
+                self._queue.put(None)
+        if threading.current_thread() is not self._writer:
+            self._writer.join()
+        if first_call:
+            self._engine.dispose()
+
+    def __enter__(self) -> SqlAssessmentStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,214 @@
+"""Assessments and declarations to JSON-able dicts and back, exactly: the stored JSON is the record of truth."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+from typing import Any
+
+from risk_service.domain.assessment import Assessment, Channel, FeatureContribution, ModelStatus, RuleHit
+from risk_service.domain.declaration import (
+    AeoStatus,
+    Declaration,
+    DeclarationType,
+    DutyTax,
+    GoodsItem,
+    Party,
+    TransportMode,
+)
+
+# Written into every document so a later change of shape can be read alongside the old one.
+FORMAT_VERSION = 1
+
+JsonDict = dict[str, Any]
+
+
+def _num(value: float) -> float | str:
+    """JSON has no NaN or infinities (PostgreSQL rejects them), so those travel as strings float() reads back."""
+    return value if math.isfinite(value) else str(value)
+
+
+def _float(value: float | str) -> float:
+    return float(value)
+
+
+def _time(value: datetime) -> str:
+    if value.tzinfo is None:
+        raise ValueError("naive datetime; the store keeps tz-aware instants only")
+    return value.astimezone(UTC).isoformat()
+
+
+def _parse_time(value: str) -> datetime:
+    return datetime.fromisoformat(value).astimezone(UTC)
+
+
+def assessment_to_dict(a: Assessment) -> JsonDict:
+    return {
+        "format": FORMAT_VERSION,
+        "assessment_id": a.assessment_id,
+        "declaration_id": a.declaration_id,
+        "declaration_version": a.declaration_version,
+        "channel": int(a.channel),
+        "risk_score": _num(a.risk_score),
+        "model_score": None if a.model_score is None else _num(a.model_score),
+        "rule_hits": [
+            {
+                "rule_id": h.rule_id,
+                "message": h.message,
+                "fields": list(h.fields),
+                "weight": _num(h.weight),
+                "min_channel": None if h.min_channel is None else int(h.min_channel),
+                "item_numbers": list(h.item_numbers),
+            }
+            for h in a.rule_hits
+        ],
+        "contributions": [
+            {
+                "feature": c.feature,
+                "value": _num(c.value),
+                "contribution": _num(c.contribution),
+                "item_number": c.item_number,
+            }
+            for c in a.contributions
+        ],
+        "random_control": a.random_control,
+        "model_status": int(a.model_status),
+        "model_name": a.model_name,
+        "model_version": a.model_version,
+        "rule_set_version": a.rule_set_version,
+        "assessment_time": _time(a.assessment_time),
+    }
+
+
+def assessment_from_dict(d: JsonDict) -> Assessment:
+    model_score = d["model_score"]
+    return Assessment(
+        assessment_id=d["assessment_id"],
+        declaration_id=d["declaration_id"],
+        declaration_version=d["declaration_version"],
+        channel=Channel(d["channel"]),
+        risk_score=_float(d["risk_score"]),
+        model_score=None if model_score is None else _float(model_score),
+        rule_hits=tuple(
+            RuleHit(
+                rule_id=h["rule_id"],
+                message=h["message"],
+                fields=tuple(h["fields"]),
+                weight=_float(h["weight"]),
+                min_channel=None if h["min_channel"] is None else Channel(h["min_channel"]),
+                item_numbers=tuple(h["item_numbers"]),
+            )
+            for h in d["rule_hits"]
+        ),
+        contributions=tuple(
+            FeatureContribution(
+                feature=c["feature"],
+                value=_float(c["value"]),
+                contribution=_float(c["contribution"]),
+                item_number=c["item_number"],
+            )
+            for c in d["contributions"]
+        ),
+        random_control=d["random_control"],
+        model_status=ModelStatus(d["model_status"]),
+        model_name=d["model_name"],
+        model_version=d["model_version"],
+        rule_set_version=d["rule_set_version"],
+        assessment_time=_parse_time(d["assessment_time"]),
+    )
+
+
+def _party(p: Party) -> JsonDict:
+    return {"id": p.id, "name": p.name}
+
+
+def _item(i: GoodsItem) -> JsonDict:
+    return {
+        "item_number": i.item_number,
+        "hs_code": i.hs_code,
+        "description": i.description,
+        "quantity": _num(i.quantity),
+        "quantity_unit": i.quantity_unit,
+        "net_mass_kg": _num(i.net_mass_kg),
+        "gross_mass_kg": _num(i.gross_mass_kg),
+        "customs_value": _num(i.customs_value),
+        "origin_country": i.origin_country,
+        "preference_claimed": i.preference_claimed,
+        "permit_references": list(i.permit_references),
+        "duties_and_taxes": [{"type_code": t.type_code, "amount": _num(t.amount)} for t in i.duties_and_taxes],
+    }
+
+
+def declaration_to_dict(d: Declaration) -> JsonDict:
+    """The declaration as filed, kept beside its assessment for audit and for retraining."""
+    return {
+        "format": FORMAT_VERSION,
+        "declaration_id": d.declaration_id,
+        "version": d.version,
+        "type": int(d.type),
+        "lodgement_time": None if d.lodgement_time is None else _time(d.lodgement_time),
+        "customs_office": d.customs_office,
+        "declarant": _party(d.declarant),
+        "importer": _party(d.importer),
+        "exporter": _party(d.exporter),
+        "aeo_status": int(d.aeo_status),
+        "export_country": d.export_country,
+        "origin_country": d.origin_country,
+        "destination_country": d.destination_country,
+        "transport_mode": int(d.transport_mode),
+        "transport_document_number": d.transport_document_number,
+        "container_numbers": list(d.container_numbers),
+        "incoterm": d.incoterm,
+        "invoice_currency": d.invoice_currency,
+        "invoice_amount": _num(d.invoice_amount),
+        "items": [_item(i) for i in d.items],
+    }
+
+
+def _party_from(d: JsonDict) -> Party:
+    return Party(id=d["id"], name=d["name"])
+
+
+def _item_from(d: JsonDict) -> GoodsItem:
+    return GoodsItem(
+        item_number=d["item_number"],
+        hs_code=d["hs_code"],
+        description=d["description"],
+        quantity=_float(d["quantity"]),
+        quantity_unit=d["quantity_unit"],
+        net_mass_kg=_float(d["net_mass_kg"]),
+        gross_mass_kg=_float(d["gross_mass_kg"]),
+        customs_value=_float(d["customs_value"]),
+        origin_country=d["origin_country"],
+        preference_claimed=d["preference_claimed"],
+        permit_references=tuple(d["permit_references"]),
+        duties_and_taxes=tuple(
+            DutyTax(type_code=t["type_code"], amount=_float(t["amount"])) for t in d["duties_and_taxes"]
+        ),
+    )
+
+
+def declaration_from_dict(d: JsonDict) -> Declaration:
+    """Reads a stored declaration back (audit, retraining); the hot path never needs it."""
+    lodged = d["lodgement_time"]
+    return Declaration(
+        declaration_id=d["declaration_id"],
+        version=d["version"],
+        type=DeclarationType(d["type"]),
+        lodgement_time=None if lodged is None else _parse_time(lodged),
+        customs_office=d["customs_office"],
+        declarant=_party_from(d["declarant"]),
+        importer=_party_from(d["importer"]),
+        exporter=_party_from(d["exporter"]),
+        aeo_status=AeoStatus(d["aeo_status"]),
+        export_country=d["export_country"],
+        origin_country=d["origin_country"],
+        destination_country=d["destination_country"],
+        transport_mode=TransportMode(d["transport_mode"]),
+        transport_document_number=d["transport_document_number"],
+        container_numbers=tuple(d["container_numbers"]),
+        incoterm=d["incoterm"],
+        invoice_currency=d["invoice_currency"],
+        invoice_amount=_float(d["invoice_amount"]),
+        items=tuple(_item_from(i) for i in d["items"]),
+    )

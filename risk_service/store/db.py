@@ -1,0 +1,63 @@
+"""Engine creation from a database URL: SQLite in WAL mode with explicit transactions, or PostgreSQL via psycopg."""
+
+from __future__ import annotations
+
+import functools
+import json
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+
+SQLITE_SYNCHRONOUS_MODES = frozenset({"OFF", "NORMAL", "FULL", "EXTRA"})
+
+# Compact, and strict: JSON has no NaN (the codec spells non-finite numbers as strings).
+_json_serializer = functools.partial(json.dumps, separators=(",", ":"), allow_nan=False)
+
+
+def create_engine(
+    url: str,
+    *,
+    sqlite_synchronous: str = "FULL",
+    sqlite_busy_timeout_ms: int = 10_000,
+    pool_size: int = 5,
+) -> sa.Engine:
+    """One engine per store; `sqlite_synchronous` FULL makes every commit survive power loss."""
+    parsed = sa.make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return sa.create_engine(parsed, pool_size=pool_size, pool_pre_ping=True, json_serializer=_json_serializer)
+
+    mode = sqlite_synchronous.upper()
+    if mode not in SQLITE_SYNCHRONOUS_MODES:
+        raise ValueError(f"sqlite_synchronous must be one of {sorted(SQLITE_SYNCHRONOUS_MODES)}, not {mode!r}")
+    if parsed.database in (None, "", ":memory:"):
+        raise ValueError("the assessment store needs a SQLite file, not an in-memory database")
+    engine = sa.create_engine(
+        parsed,
+        pool_size=pool_size,
+        json_serializer=_json_serializer,
+        connect_args={"check_same_thread": False},
+    )
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, connection_record: Any) -> None:
+        # Take transaction control from the sqlite3 module, whose implicit BEGIN skips reads
+        # and breaks savepoints; SQLAlchemy's "begin" event below issues BEGIN instead.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute(f"PRAGMA synchronous={mode}")
+            cursor.execute(f"PRAGMA busy_timeout={int(sqlite_busy_timeout_ms)}")
+            cursor.execute("PRAGMA foreign_keys=ON")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: sa.Connection) -> None:
+        # Writers take the write lock up front, so busy_timeout applies instead of a
+        # mid-transaction SQLITE_BUSY when another process holds it.
+        immediate = connection.get_execution_options().get("sqlite_immediate", False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    return engine
