@@ -1,0 +1,1 @@
+"""Customs risk screening service: scores declarations with rules and ML models over gRPC."""

@@ -1,0 +1,181 @@
+"""Composition root: builds the service from settings and runs the server with its reload loop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import features
+from risk_service.domain.assessment import Channel
+from risk_service.domain.importer_history import ImporterHistory
+from risk_service.domain.model_handle import ModelHandle, ModelSource, ScoringModel
+from risk_service.domain.policy import SelectionPolicy
+from risk_service.domain.rules import DEFAULT_RULES_PATH, RuleSetHolder
+from risk_service.domain.screening import Screener
+from risk_service.domain.service import ScoringService
+from risk_service.domain.validation import ValidationLimits
+from risk_service.metrics import PrometheusObserver, publish_versions
+from risk_service.settings import Settings
+from risk_service.store import SqlAssessmentStore, migrations
+
+log = logging.getLogger(__name__)
+
+
+class RegistryModelSource:
+    """The MLflow registry: the serving alias names the version; loading checks the feature schema."""
+
+    def __init__(self, tracking_uri: str, name: str, alias: str) -> None:
+        self.name = name
+        self._tracking_uri = tracking_uri
+        self._alias = alias
+
+    def resolve(self) -> str | None:
+        from models import registry
+
+        return registry.resolve_alias(self._tracking_uri, self.name, self._alias)
+
+    def load(self, version: str) -> ScoringModel:
+        from models import registry
+
+        model = registry.load_version(self._tracking_uri, self.name, version)
+        model.check_schema(features.FEATURE_NAMES)
+        return model  # type: ignore[no-any-return]
+
+
+@dataclass
+class App:
+    settings: Settings
+    store: SqlAssessmentStore
+    rules: RuleSetHolder
+    models: ModelHandle
+    history: ImporterHistory
+    service: ScoringService
+
+    def publish_versions(self) -> None:
+        loaded = self.models.current
+        publish_versions(self.settings.model.name, loaded.version if loaded else None, self.rules.current.version)
+
+    def close(self) -> None:
+        self.store.close()
+
+
+def policy_from_settings(settings: Settings) -> SelectionPolicy:
+    p = settings.policy
+    return SelectionPolicy(
+        red_threshold=p.red_threshold,
+        yellow_threshold=p.yellow_threshold,
+        blue_threshold=p.blue_threshold,
+        random_control_rate=p.random_control_rate,
+        random_control_channel=Channel[p.random_control_channel],
+        random_control_salt=p.random_control_salt,
+    )
+
+
+def build_app(settings: Settings, model_source: ModelSource | None = None) -> App:
+    """Migrates the database, loads rules and the champion model (if any) and wires the service."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    url = settings.resolved_database_url
+    migrations.upgrade(url)
+    rules = RuleSetHolder(settings.rules_path or DEFAULT_RULES_PATH, features.FEATURE_NAMES)
+    source = model_source or RegistryModelSource(
+        settings.resolved_tracking_uri, settings.model.name, settings.model.alias
+    )
+    models = ModelHandle(source)
+    if not models.refresh() and models.current is None:
+        log.warning("no model in service (%s); scoring with rules alone", models.last_error)
+    store = SqlAssessmentStore(url, sqlite_synchronous=settings.sqlite_synchronous)
+    history = ImporterHistory(store.importer_history())
+    screener = Screener(
+        rules=rules,
+        models=models,
+        policy=policy_from_settings(settings),
+        history=history,
+        top_contributions=settings.policy.top_contributions,
+    )
+    v = settings.validation
+    service = ScoringService(
+        screener,
+        store,
+        history,
+        ValidationLimits(
+            max_items=v.max_items,
+            max_string_length=v.max_string_length,
+            max_id_length=v.max_id_length,
+            max_permit_references=v.max_permit_references,
+            max_containers=v.max_containers,
+        ),
+        max_batch_size=settings.server.max_batch_size,
+        observer=PrometheusObserver(),
+    )
+    app = App(settings, store, rules, models, history, service)
+    app.publish_versions()
+    return app
+
+
+def ensure_demo_model(settings: Settings) -> str:
+    """Trains and registers a demo champion on synthetic history unless the alias already resolves."""
+    from training.demo import ensure_demo_champion
+
+    return ensure_demo_champion(
+        tracking_uri=settings.resolved_tracking_uri,
+        artifact_location=(settings.data_dir / "mlartifacts").resolve().as_uri(),
+        model_name=settings.model.name,
+        alias=settings.model.alias,
+    )
+
+
+async def serve(
+    settings: Settings,
+    *,
+    stop: asyncio.Event | None = None,
+    on_ready: Callable[[int], None] | None = None,
+    model_source: ModelSource | None = None,
+) -> None:
+    """Runs until `stop` is set or SIGINT/SIGTERM arrives; health is SERVING only while ready."""
+    from risk_service.grpc.server import start_server
+
+    app = await asyncio.to_thread(build_app, settings, model_source)
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):  # not the main thread (tests)
+            loop.add_signal_handler(sig, stop.set)
+    if settings.server.metrics_port is not None:
+        from prometheus_client import start_http_server
+
+        start_http_server(settings.server.metrics_port, addr=settings.server.host)
+    running = await start_server(app.service, settings.server)
+    try:
+        await running.set_model_available(app.models.current is not None)
+        await running.set_ready(True)
+        if on_ready:
+            on_ready(running.port)
+        await _reload_until(stop, app, running.set_model_available, settings.server.reload_interval_s)
+    finally:
+        await running.set_ready(False)
+        await running.stop(settings.server.grace_s)
+        app.close()
+
+
+async def _reload_until(
+    stop: asyncio.Event,
+    app: App,
+    set_model_available: Callable[[bool], object],
+    interval: float,
+) -> None:
+    """Polls the rule file and the champion alias; a bad new version never replaces a good one."""
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=interval)
+        if stop.is_set():
+            return
+        await asyncio.to_thread(app.rules.reload_if_changed)
+        await asyncio.to_thread(app.models.refresh)
+        result = set_model_available(app.models.current is not None)
+        if asyncio.iscoroutine(result):
+            await result
+        app.publish_versions()

@@ -1,0 +1,1 @@
+"""Transport-free domain: declarations, validation, rules, selection policy and screening."""

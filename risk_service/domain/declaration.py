@@ -1,0 +1,97 @@
+"""Goods declarations as the domain sees them; attribute names match the risk.v1 proto fields."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+
+
+class DeclarationType(enum.IntEnum):
+    UNSPECIFIED = 0
+    IMPORT = 1
+    EXPORT = 2
+    TRANSIT = 3
+
+
+class TransportMode(enum.IntEnum):
+    """UN/ECE Recommendation 19 codes."""
+
+    UNSPECIFIED = 0
+    SEA = 1
+    RAIL = 2
+    ROAD = 3
+    AIR = 4
+    POSTAL = 5
+    FIXED_INSTALLATION = 7
+    INLAND_WATERWAY = 8
+
+
+class AeoStatus(enum.IntEnum):
+    UNSPECIFIED = 0
+    NONE = 1
+    CUSTOMS_SIMPLIFICATIONS = 2
+    SECURITY_AND_SAFETY = 3
+    FULL = 4
+
+
+@dataclass(frozen=True, slots=True)
+class Party:
+    id: str
+    name: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class DutyTax:
+    type_code: str
+    amount: float
+
+
+@dataclass(frozen=True, slots=True)
+class GoodsItem:
+    item_number: int
+    hs_code: str
+    description: str
+    quantity: float
+    quantity_unit: str
+    net_mass_kg: float
+    gross_mass_kg: float
+    customs_value: float
+    origin_country: str
+    preference_claimed: str = ""
+    permit_references: tuple[str, ...] = ()
+    duties_and_taxes: tuple[DutyTax, ...] = ()
+
+    @property
+    def total_duties_and_taxes(self) -> float:
+        return sum(d.amount for d in self.duties_and_taxes)
+
+
+@dataclass(frozen=True, slots=True)
+class Declaration:
+    """One version of a goods declaration. Conversion from the wire never fails; validate() judges it."""
+
+    declaration_id: str
+    version: int
+    type: DeclarationType
+    lodgement_time: datetime | None
+    customs_office: str
+    declarant: Party
+    importer: Party
+    exporter: Party
+    aeo_status: AeoStatus
+    export_country: str
+    origin_country: str
+    destination_country: str
+    transport_mode: TransportMode
+    transport_document_number: str
+    container_numbers: tuple[str, ...]
+    incoterm: str
+    invoice_currency: str
+    invoice_amount: float
+    items: tuple[GoodsItem, ...] = field(default_factory=tuple)
+
+    @property
+    def key(self) -> tuple[str, int]:
+        """The idempotency key: a retry of the same id and version is the same filing."""
+        return (self.declaration_id, self.version)

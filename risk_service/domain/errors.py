@@ -1,0 +1,49 @@
+"""Domain errors; the gRPC edge maps each to a status code in one place."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class FieldViolation:
+    """One invalid field, named by its path in the request (`declaration.items[2].hs_code`)."""
+
+    field: str
+    description: str
+
+
+class DomainError(Exception):
+    """Base of errors a caller can act on; `reason` is a stable UPPER_SNAKE code."""
+
+    reason = "DOMAIN_ERROR"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidArgument(DomainError):
+    reason = "INVALID_ARGUMENT"
+
+    def __init__(self, violations: list[FieldViolation], message: str = "the request is invalid") -> None:
+        super().__init__(f"{message}: " + "; ".join(f"{v.field}: {v.description}" for v in violations[:5]))
+        self.violations = violations
+
+
+class AlreadyExists(DomainError):
+    reason = "DECLARATION_VERSION_CONFLICT"
+
+
+class NotFound(DomainError):
+    reason = "NOT_FOUND"
+
+
+class FailedPrecondition(DomainError):
+    reason = "FAILED_PRECONDITION"
+
+
+class Unavailable(DomainError):
+    """A dependency (the store) cannot take the work now; the caller may retry."""
+
+    reason = "UNAVAILABLE"

@@ -1,0 +1,139 @@
+"""Screening: features, model, rules and selection policy for a batch of validated declarations."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Protocol
+
+import numpy as np
+
+import features
+from risk_service.domain.assessment import Assessment, Channel, FeatureContribution, ModelStatus, RuleHit
+from risk_service.domain.declaration import Declaration
+from risk_service.domain.feature_rows import declaration_columns
+from risk_service.domain.importer_history import ImporterHistory
+from risk_service.domain.model_handle import LoadedModel, ModelHandle
+from risk_service.domain.policy import SelectionPolicy, combine_scores
+from risk_service.domain.rules import RuleSet, item_contexts
+
+
+class RuleSetSource(Protocol):
+    @property
+    def current(self) -> RuleSet: ...
+
+
+@dataclass
+class Screener:
+    """Assesses declarations; pure CPU work, no I/O. Each call reads the model and rule set once."""
+
+    rules: RuleSetSource
+    models: ModelHandle
+    policy: SelectionPolicy
+    history: ImporterHistory
+    top_contributions: int = 5
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    new_id: Callable[[], str] = field(default=lambda: str(uuid.uuid4()))
+
+    def assess(self, declarations: Sequence[Declaration]) -> list[Assessment]:
+        if not declarations:
+            return []
+        loaded = self.models.current
+        rule_set = self.rules.current
+        columns, spans = declaration_columns(declarations, self.history)
+        state = getattr(loaded.model, "feature_state", None) if loaded else None
+        matrix = features.build_feature_matrix(columns, state)
+        probabilities = loaded.model.predict_proba(matrix) if loaded else None
+        now = self.clock()
+
+        drafts: list[_Draft] = []
+        for declaration, span in zip(declarations, spans, strict=True):
+            rows = matrix[span]
+            hits = rule_set.evaluate(
+                item_contexts(declaration, features.FEATURE_NAMES, rows),
+                on=(declaration.lodgement_time or now).date(),
+            )
+            model_score: float | None = None
+            top_row = span.start
+            if probabilities is not None:
+                item_scores = probabilities[span]
+                top = int(np.argmax(item_scores))
+                model_score = float(item_scores[top])
+                top_row = span.start + top
+            risk = combine_scores(model_score, [h.weight for h in hits])
+            channel, control = self.policy.decide(declaration.declaration_id, declaration.version, risk, hits)
+            drafts.append(_Draft(declaration, hits, model_score, risk, channel, control, span.start, top_row))
+
+        contributions = self._contributions(loaded, matrix, drafts)
+        return [
+            self._assessment(d, contributions.get(i, ()), loaded, rule_set.version, now) for i, d in enumerate(drafts)
+        ]
+
+    def _contributions(
+        self, loaded: LoadedModel | None, matrix: np.ndarray, drafts: list[_Draft]
+    ) -> dict[int, tuple[FeatureContribution, ...]]:
+        """Top contributions of the riskiest item, only where an officer will read them (not GREEN)."""
+        if loaded is None or self.top_contributions == 0:
+            return {}
+        wanted = [i for i, d in enumerate(drafts) if d.channel != Channel.GREEN]
+        if not wanted:
+            return {}
+        rows = np.array([drafts[i].top_row for i in wanted])
+        contrib = loaded.model.contributions(matrix[rows])
+        names = loaded.model.feature_names
+        out: dict[int, tuple[FeatureContribution, ...]] = {}
+        for k, i in enumerate(wanted):
+            values = contrib[k, : len(names)]  # the last column is the bias
+            order = np.argsort(-np.abs(values))[: self.top_contributions]
+            item_number = drafts[i].declaration.items[drafts[i].top_row - drafts[i].first_row].item_number
+            out[i] = tuple(
+                FeatureContribution(
+                    feature=names[j],
+                    value=float(matrix[rows[k], j]),
+                    contribution=float(values[j]),
+                    item_number=item_number,
+                )
+                for j in order
+                if values[j] != 0.0
+            )
+        return out
+
+    def _assessment(
+        self,
+        draft: _Draft,
+        contributions: tuple[FeatureContribution, ...],
+        loaded: LoadedModel | None,
+        rule_set_version: str,
+        now: datetime,
+    ) -> Assessment:
+        d = draft.declaration
+        return Assessment(
+            assessment_id=self.new_id(),
+            declaration_id=d.declaration_id,
+            declaration_version=d.version,
+            channel=draft.channel,
+            risk_score=draft.risk,
+            model_score=draft.model_score,
+            rule_hits=draft.hits,
+            contributions=contributions,
+            random_control=draft.control,
+            model_status=ModelStatus.SCORED if loaded else ModelStatus.UNAVAILABLE,
+            model_name=loaded.name if loaded else "",
+            model_version=loaded.version if loaded else "",
+            rule_set_version=rule_set_version,
+            assessment_time=now,
+        )
+
+
+@dataclass(slots=True)
+class _Draft:
+    declaration: Declaration
+    hits: tuple[RuleHit, ...]
+    model_score: float | None
+    risk: float
+    channel: Channel
+    control: bool
+    first_row: int  # row of the declaration's first item in the batch matrix
+    top_row: int  # row of its riskiest item

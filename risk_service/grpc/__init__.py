@@ -1,0 +1,1 @@
+"""The gRPC edge: conversions, servicers, error mapping and server assembly. The only place that imports grpc."""

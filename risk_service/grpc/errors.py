@@ -1,0 +1,121 @@
+"""The one error edge: domain errors become gRPC statuses with google.rpc details; the rest is INTERNAL."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import grpc
+from google.protobuf import any_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc_status import rpc_status
+
+from risk_service.domain.errors import (
+    AlreadyExists,
+    DomainError,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    Unavailable,
+)
+
+log = logging.getLogger(__name__)
+ERROR_DOMAIN = "risk.customs.v1"
+
+_CODES: list[tuple[type[DomainError], int]] = [
+    (InvalidArgument, code_pb2.INVALID_ARGUMENT),
+    (AlreadyExists, code_pb2.ALREADY_EXISTS),
+    (NotFound, code_pb2.NOT_FOUND),
+    (FailedPrecondition, code_pb2.FAILED_PRECONDITION),
+    (Unavailable, code_pb2.UNAVAILABLE),
+]
+
+
+def status_from_error(err: DomainError) -> status_pb2.Status:
+    """google.rpc.Status with ErrorInfo, plus BadRequest field violations for invalid input."""
+    code = next((c for cls, c in _CODES if isinstance(err, cls)), code_pb2.FAILED_PRECONDITION)
+    details = [_pack(error_details_pb2.ErrorInfo(reason=err.reason, domain=ERROR_DOMAIN))]
+    if isinstance(err, InvalidArgument):
+        details.append(
+            _pack(
+                error_details_pb2.BadRequest(
+                    field_violations=[
+                        error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description)
+                        for v in err.violations
+                    ]
+                )
+            )
+        )
+    return status_pb2.Status(code=code, message=err.message, details=details)
+
+
+def _pack(message: Any) -> any_pb2.Any:
+    packed = any_pb2.Any()
+    packed.Pack(message)
+    return packed
+
+
+class ErrorInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+    """Maps DomainError to its status; any other exception is logged and answered INTERNAL, generically."""
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return None
+        method = handler_call_details.method
+        if handler.unary_unary is not None:
+            return grpc.unary_unary_rpc_method_handler(
+                _guard_unary(handler.unary_unary, method),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.stream_stream is not None:
+            return grpc.stream_stream_rpc_method_handler(
+                _guard_stream(handler.stream_stream, method),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.unary_stream is not None:
+            return grpc.unary_stream_rpc_method_handler(
+                _guard_stream(handler.unary_stream, method),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        return handler
+
+
+async def _abort(context: grpc.aio.ServicerContext, err: Exception, method: str) -> None:
+    if isinstance(err, DomainError):
+        await context.abort_with_status(rpc_status.to_status(status_from_error(err)))
+    log.exception("unexpected error in %s", method, exc_info=err)
+    await context.abort(grpc.StatusCode.INTERNAL, "internal error; the incident was logged")
+
+
+def _guard_unary(behaviour: Callable[..., Awaitable[Any]], method: str) -> Callable[..., Awaitable[Any]]:
+    async def guarded(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        try:
+            return await behaviour(request, context)
+        except grpc.aio.AbortError:
+            raise
+        except Exception as err:
+            await _abort(context, err, method)
+
+    return guarded
+
+
+def _guard_stream(behaviour: Callable[..., AsyncIterator[Any]], method: str) -> Callable[..., AsyncIterator[Any]]:
+    async def guarded(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        try:
+            async for response in behaviour(request, context):
+                yield response
+        except grpc.aio.AbortError:
+            raise
+        except Exception as err:
+            await _abort(context, err, method)
+
+    return guarded

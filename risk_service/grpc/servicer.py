@@ -1,0 +1,51 @@
+"""Thin servicer: convert, call the scoring service, convert back. Errors are mapped in errors.py."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import grpc
+
+from protos.risk.v1 import risk_scoring_service_pb2 as pb
+from protos.risk.v1 import risk_scoring_service_pb2_grpc as pb_grpc
+from risk_service.domain.assessment import Assessment
+from risk_service.domain.service import ScoringService
+from risk_service.grpc.convert import assessment_to_pb, declaration_from_pb
+from risk_service.grpc.errors import status_from_error
+from risk_service.grpc.streaming import chunked
+
+
+class RiskScoringServicer(pb_grpc.RiskScoringServiceServicer):  # type: ignore[misc]
+    def __init__(self, service: ScoringService, stream_chunk_size: int) -> None:
+        self._service = service
+        self._stream_chunk_size = stream_chunk_size
+
+    async def ScoreDeclaration(
+        self, request: pb.ScoreDeclarationRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ScoreDeclarationResponse:
+        assessment = await self._service.score_one(declaration_from_pb(request.declaration))
+        return pb.ScoreDeclarationResponse(assessment=assessment_to_pb(assessment))
+
+    async def ScoreDeclarations(
+        self, request: pb.ScoreDeclarationsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ScoreDeclarationsResponse:
+        assessments = await self._service.score_batch([declaration_from_pb(d) for d in request.declarations])
+        return pb.ScoreDeclarationsResponse(assessments=[assessment_to_pb(a) for a in assessments])
+
+    async def StreamScoreDeclarations(
+        self,
+        request_iterator: AsyncIterator[pb.StreamScoreDeclarationsRequest],
+        context: grpc.aio.ServicerContext,
+    ) -> AsyncIterator[pb.StreamScoreDeclarationsResponse]:
+        async for chunk in chunked(request_iterator, self._stream_chunk_size):
+            declarations = [declaration_from_pb(r.declaration) for r in chunk]
+            outcomes = await self._service.score_each(declarations)
+            for declaration, outcome in zip(declarations, outcomes, strict=True):
+                response = pb.StreamScoreDeclarationsResponse(
+                    declaration_id=declaration.declaration_id, declaration_version=declaration.version
+                )
+                if isinstance(outcome, Assessment):
+                    response.assessment.CopyFrom(assessment_to_pb(outcome))
+                else:
+                    response.error.CopyFrom(status_from_error(outcome))
+                yield response

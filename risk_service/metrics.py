@@ -1,0 +1,43 @@
+"""Prometheus metrics of the scoring path, served on /metrics when a metrics port is set."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from prometheus_client import Counter, Gauge, Histogram, Info
+
+from risk_service.domain.assessment import Assessment, ModelStatus
+
+ASSESSMENTS = Counter(
+    "risk_assessments_total", "Assessments returned, by channel and model status.", ["channel", "model_status"]
+)
+REFUSED = Counter("risk_refused_total", "Declarations refused, by reason.", ["reason"])
+SCORING_SECONDS = Histogram(
+    "risk_scoring_seconds",
+    "Time to screen and store one call's declarations.",
+    buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1.0),
+)
+MODEL_AVAILABLE = Gauge("risk_model_available", "1 while a model scores, 0 while the service runs on rules alone.")
+SERVING = Info("risk_serving", "Model and rule-set versions in service.")
+
+
+class PrometheusObserver:
+    def scored(self, assessments: Sequence[Assessment], seconds: float) -> None:
+        SCORING_SECONDS.observe(seconds)
+        for a in assessments:
+            ASSESSMENTS.labels(a.channel.name, a.model_status.name).inc()
+
+    def refused(self, reason: str, count: int = 1) -> None:
+        REFUSED.labels(reason).inc(count)
+
+
+def publish_versions(model_name: str, model_version: str | None, rule_set_version: str) -> None:
+    MODEL_AVAILABLE.set(1 if model_version else 0)
+    SERVING.info(
+        {
+            "model_name": model_name,
+            "model_version": model_version or "none",
+            "model_status": (ModelStatus.SCORED if model_version else ModelStatus.UNAVAILABLE).name,
+            "rule_set_version": rule_set_version,
+        }
+    )

@@ -1,0 +1,92 @@
+"""The one settings object: read from RISK_* environment variables, validated at start-up."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ServerSettings(BaseModel):
+    host: str = Field("127.0.0.1", description="Address the gRPC server binds to.")
+    port: int = Field(50051, ge=0, le=65535, description="gRPC port; 0 picks a free one.")
+    max_batch_size: int = Field(
+        1000, ge=1, le=100_000, description="Most declarations one ScoreDeclarations call may carry."
+    )
+    max_message_mb: int = Field(64, ge=1, le=1024, description="Largest gRPC message accepted, in MiB.")
+    metrics_port: int | None = Field(
+        None, ge=0, le=65535, description="Port of the Prometheus /metrics endpoint; unset to disable."
+    )
+    reload_interval_s: float = Field(
+        10.0, gt=0, description="How often the rule file and the champion alias are checked for changes."
+    )
+    grace_s: float = Field(5.0, ge=0, description="How long in-flight calls may finish on shutdown.")
+
+
+class ValidationSettings(BaseModel):
+    max_items: int = Field(999, ge=1, le=10_000, description="Most goods items one declaration may carry.")
+    max_string_length: int = Field(512, ge=16, description="Longest free-text field (descriptions, names).")
+    max_id_length: int = Field(64, ge=8, description="Longest identifier (declaration, party, permit ids).")
+    max_permit_references: int = Field(20, ge=0, description="Most permit references per goods item.")
+    max_containers: int = Field(500, ge=0, description="Most container numbers per declaration.")
+
+
+class PolicySettings(BaseModel):
+    red_threshold: float = Field(0.5, ge=0, le=1, description="Risk score at or above which a declaration goes RED.")
+    yellow_threshold: float = Field(0.2, ge=0, le=1, description="Risk score at or above which it goes YELLOW.")
+    blue_threshold: float = Field(0.1, ge=0, le=1, description="Risk score at or above which it goes BLUE.")
+    random_control_rate: float = Field(
+        0.01, ge=0, le=1, description="Share of declarations drawn for random control inspection."
+    )
+    random_control_channel: str = Field("RED", description="Channel a random control selection is raised to at least.")
+    random_control_salt: str = Field(
+        "risk-control-v1", description="Salt of the deterministic random draw; change it to redraw."
+    )
+    top_contributions: int = Field(
+        5, ge=0, le=50, description="Feature contributions returned for non-GREEN assessments."
+    )
+
+    @model_validator(mode="after")
+    def _ordered(self) -> PolicySettings:
+        if not (self.blue_threshold <= self.yellow_threshold <= self.red_threshold):
+            raise ValueError("thresholds must satisfy blue <= yellow <= red")
+        if self.random_control_channel not in {"GREEN", "BLUE", "YELLOW", "RED"}:
+            raise ValueError("random_control_channel must be GREEN, BLUE, YELLOW or RED")
+        return self
+
+
+class ModelSettings(BaseModel):
+    name: str = Field("declaration-risk", description="Registered model name in the MLflow registry.")
+    alias: str = Field("champion", description="Alias of the model version that scores.")
+    tracking_uri: str | None = Field(None, description="MLflow tracking URI; defaults to a local store under data_dir.")
+    registry_uri: str | None = Field(None, description="MLflow registry URI; defaults to the tracking URI.")
+
+
+class Settings(BaseSettings):
+    """Service configuration; every field can be set as RISK_<FIELD> or RISK_<GROUP>__<FIELD>."""
+
+    model_config = SettingsConfigDict(env_prefix="RISK_", env_nested_delimiter="__", extra="ignore")
+
+    data_dir: Path = Field(Path("risk-data"), description="Folder for the embedded SQLite database and MLflow store.")
+    database_url: str | None = Field(
+        None, description="SQLAlchemy URL; defaults to SQLite in data_dir. PostgreSQL: postgresql+psycopg://..."
+    )
+    sqlite_synchronous: str = Field(
+        "FULL", pattern="^(FULL|NORMAL|EXTRA)$", description="SQLite synchronous mode; FULL survives power loss."
+    )
+    rules_path: Path | None = Field(None, description="Rule set YAML; defaults to the shipped default rule set.")
+    national_currency: str = Field("KRW", description="ISO 4217 currency customs values and duties are stated in.")
+    log_level: str = Field("INFO", description="Python logging level.")
+    server: ServerSettings = Field(default_factory=ServerSettings)  # type: ignore[arg-type]
+    validation: ValidationSettings = Field(default_factory=ValidationSettings)  # type: ignore[arg-type]
+    policy: PolicySettings = Field(default_factory=PolicySettings)  # type: ignore[arg-type]
+    model: ModelSettings = Field(default_factory=ModelSettings)  # type: ignore[arg-type]
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.data_dir / 'risk.db').resolve()}"
+
+    @property
+    def resolved_tracking_uri(self) -> str:
+        return self.model.tracking_uri or f"sqlite:///{(self.data_dir / 'mlflow.db').resolve()}"

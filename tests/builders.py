@@ -1,0 +1,161 @@
+"""Builders of valid declarations (proto and domain) that tests tweak one field at a time."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
+
+from google.protobuf import json_format
+
+from protos.risk.v1 import declaration_pb2
+from risk_service.domain.declaration import (
+    AeoStatus,
+    Declaration,
+    DeclarationType,
+    DutyTax,
+    GoodsItem,
+    Party,
+    TransportMode,
+)
+
+_ids = itertools.count(1)
+LODGED = datetime(2026, 11, 20, 9, 30, tzinfo=UTC)
+
+
+def next_id(prefix: str = "DEC") -> str:
+    return f"{prefix}-{next(_ids):08d}"
+
+
+def item(**overrides: Any) -> GoodsItem:
+    base = GoodsItem(
+        item_number=1,
+        hs_code="8471300000",
+        description="Laptop computers, 14 inch",
+        quantity=100,
+        quantity_unit="NAR",
+        net_mass_kg=180.0,
+        gross_mass_kg=200.0,
+        customs_value=3_400_000.0,
+        origin_country="CN",
+        preference_claimed="",
+        permit_references=(),
+        duties_and_taxes=(DutyTax("A00", 0.0), DutyTax("B00", 340_000.0)),
+    )
+    return replace(base, **overrides)
+
+
+def declaration(**overrides: Any) -> Declaration:
+    base = Declaration(
+        declaration_id=next_id(),
+        version=1,
+        type=DeclarationType.IMPORT,
+        lodgement_time=LODGED,
+        customs_office="020",
+        declarant=Party("BRK-0001", "Harbour Brokers"),
+        importer=Party("IMP-0001", "Seoul Trading"),
+        exporter=Party("EXP-0001", "Shenzhen Electronics"),
+        aeo_status=AeoStatus.NONE,
+        export_country="CN",
+        origin_country="CN",
+        destination_country="KR",
+        transport_mode=TransportMode.SEA,
+        transport_document_number="MAEU123456789",
+        container_numbers=("MSCU1234566",),
+        incoterm="FOB",
+        invoice_currency="USD",
+        invoice_amount=70_000.0,
+        items=(item(),),
+    )
+    return replace(base, **overrides)
+
+
+def declaration_pb(**overrides: Any) -> declaration_pb2.Declaration:
+    """The proto twin of declaration(); overrides are domain-style keyword arguments."""
+    return declaration_to_pb(declaration(**overrides))
+
+
+def declaration_to_pb(d: Declaration) -> declaration_pb2.Declaration:
+    message = declaration_pb2.Declaration(
+        declaration_id=d.declaration_id,
+        version=d.version,
+        type=int(d.type),  # type: ignore[arg-type]
+        customs_office=d.customs_office,
+        declarant=declaration_pb2.Party(id=d.declarant.id, name=d.declarant.name),
+        importer=declaration_pb2.Party(id=d.importer.id, name=d.importer.name),
+        exporter=declaration_pb2.Party(id=d.exporter.id, name=d.exporter.name),
+        aeo_status=int(d.aeo_status),  # type: ignore[arg-type]
+        export_country=d.export_country,
+        origin_country=d.origin_country,
+        destination_country=d.destination_country,
+        transport_mode=int(d.transport_mode),  # type: ignore[arg-type]
+        transport_document_number=d.transport_document_number,
+        container_numbers=d.container_numbers,
+        incoterm=d.incoterm,
+        invoice_currency=d.invoice_currency,
+        invoice_amount=d.invoice_amount,
+        items=[
+            declaration_pb2.GoodsItem(
+                item_number=i.item_number,
+                hs_code=i.hs_code,
+                description=i.description,
+                quantity=i.quantity,
+                quantity_unit=i.quantity_unit,
+                net_mass_kg=i.net_mass_kg,
+                gross_mass_kg=i.gross_mass_kg,
+                customs_value=i.customs_value,
+                origin_country=i.origin_country,
+                preference_claimed=i.preference_claimed,
+                permit_references=i.permit_references,
+                duties_and_taxes=[
+                    declaration_pb2.DutyTax(type_code=t.type_code, amount=t.amount) for t in i.duties_and_taxes
+                ],
+            )
+            for i in d.items
+        ],
+    )
+    if d.lodgement_time is not None:
+        message.lodgement_time.FromDatetime(d.lodgement_time)
+    return message
+
+
+def load_declaration_json(path: str) -> declaration_pb2.Declaration:
+    with open(path, encoding="utf-8") as f:
+        return json_format.Parse(f.read(), declaration_pb2.Declaration())
+
+
+def rule_item(number: int = 1, **overrides: Any) -> GoodsItem:
+    """A clean smartphone line from Korea: the baseline the rule tests tweak."""
+    baseline: dict[str, Any] = {
+        "item_number": number,
+        "hs_code": "8517130000",
+        "description": "Smartphones, 128 GB, model X200",
+        "quantity": 100.0,
+        "quantity_unit": "NAR",
+        "net_mass_kg": 20.0,
+        "gross_mass_kg": 25.0,
+        "customs_value": 25000.0,
+        "origin_country": "KR",
+        "duties_and_taxes": (),
+    }
+    return item(**{**baseline, **overrides})
+
+
+def rule_declaration(*items: GoodsItem, **overrides: Any) -> Declaration:
+    """A clean import into GB that no default rule fires on, with `items` or one rule_item()."""
+    baseline: dict[str, Any] = {
+        "declaration_id": "26GB000000000001",
+        "lodgement_time": None,
+        "customs_office": "GB000060",
+        "declarant": Party("GB111111111000", "Broker Ltd"),
+        "importer": Party("GB222222222000", "Importer Ltd"),
+        "exporter": Party("KR333333333000", "Exporter Co"),
+        "export_country": "KR",
+        "origin_country": "KR",
+        "destination_country": "GB",
+        "transport_document_number": "MSCU1234567",
+        "invoice_amount": 25000.0,
+        "items": items or (rule_item(),),
+    }
+    return declaration(**{**baseline, **overrides})

@@ -1,0 +1,102 @@
+"""The `risk` command as a newcomer runs it: serve with a demo model, score the sample, check rules."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+RISK = str(Path(sys.executable).parent / "risk")
+SAMPLE = ROOT / "tests" / "data" / "declaration_sample.json"
+
+
+def run(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([RISK, *args], capture_output=True, text=True, timeout=timeout, env=env, check=False)
+
+
+@pytest.fixture(scope="module")
+def demo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    data_dir = tmp_path_factory.mktemp("risk-data")
+    env = {**os.environ, "RISK_DATA_DIR": str(data_dir), "RISK_SERVER__PORT": "0"}
+    proc = subprocess.Popen([RISK, "serve", "--demo"], env=env, stdout=subprocess.PIPE, text=True, cwd=data_dir)
+    assert proc.stdout is not None
+    address = None
+    for line in proc.stdout:
+        if line.startswith("risk service ready on "):
+            address = line.split(" on ", 1)[1].strip()
+            break
+    try:
+        assert address, f"server exited with {proc.poll()}"
+        yield address
+    finally:
+        proc.terminate()
+        assert proc.wait(timeout=30) == 0, "the server stops cleanly on SIGTERM"
+    assert not (data_dir / "mlruns").exists(), "MLflow writes under the data folder only"
+    assert (data_dir / "risk.db").exists() and (data_dir / "mlflow.db").exists()
+
+
+def test_the_sample_declaration_scores_through_the_cli(demo_server: str) -> None:
+    result = run("score", str(SAMPLE), "--address", demo_server)
+    assert result.returncode == 0, result.stderr
+    assessment = json.loads(result.stdout)["assessment"]
+    assert assessment["declarationId"] == "DEMO-2026-000001"
+    assert assessment["channel"] in {"CHANNEL_RED", "CHANNEL_YELLOW", "CHANNEL_BLUE", "CHANNEL_GREEN"}
+    assert assessment["modelStatus"] == "MODEL_STATUS_SCORED"
+    assert assessment["modelVersion"] == "1"
+    assert assessment["ruleHits"]
+
+
+def test_an_invalid_file_gets_the_field_paths(demo_server: str, tmp_path: Path) -> None:
+    bad = json.loads(SAMPLE.read_text())
+    bad["items"][0]["hsCode"] = "12"
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(bad))
+    result = run("score", str(path), "--address", demo_server)
+    assert result.returncode == 1
+    assert "INVALID_ARGUMENT" in result.stderr and "declaration.items[0].hs_code" in result.stderr
+
+
+def test_broken_json_names_the_file_and_line(tmp_path: Path) -> None:
+    path = tmp_path / "broken.json"
+    path.write_text('{\n  "declarationId": "X",\n  oops\n}\n')
+    result = run("score", str(path), "--address", "127.0.0.1:1")
+    assert result.returncode != 0
+    assert f"{path}:3:" in result.stderr
+
+
+def test_rules_check_reports_file_line_and_rule(tmp_path: Path) -> None:
+    path = tmp_path / "rules.yaml"
+    path.write_text(
+        'version: "t1"\nrules:\n  - id: BAD-1\n    description: "x"\n'
+        '    condition: "item.no_such_field > 1"\n    weight: 0.1\n'
+    )
+    result = run("rules", "check", str(path))
+    assert result.returncode == 1
+    assert "rules.yaml:" in result.stderr and "BAD-1" in result.stderr
+
+
+def test_the_default_rule_set_checks_clean() -> None:
+    from risk_service.domain.rules import DEFAULT_RULES_PATH
+
+    result = run("rules", "check", str(DEFAULT_RULES_PATH))
+    assert result.returncode == 0, result.stderr
+
+
+def test_help_does_not_import_heavy_libraries() -> None:
+    code = (
+        "import sys, risk_service.cli as c; c._parser().format_help(); "
+        "print(sorted(m for m in ('mlflow', 'lightgbm', 'grpc', 'sqlalchemy') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_invalid_settings_are_named(tmp_path: Path) -> None:
+    result = run("db", "upgrade", env={**os.environ, "RISK_POLICY__RED_THRESHOLD": "2"})
+    assert result.returncode == 2 and "red_threshold" in result.stderr
