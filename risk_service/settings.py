@@ -33,9 +33,9 @@ class ValidationSettings(BaseModel):
 
 
 class PolicySettings(BaseModel):
-    red_threshold: float = Field(0.5, ge=0, le=1, description="Risk score at or above which a declaration goes RED.")
-    yellow_threshold: float = Field(0.2, ge=0, le=1, description="Risk score at or above which it goes YELLOW.")
-    blue_threshold: float = Field(0.1, ge=0, le=1, description="Risk score at or above which it goes BLUE.")
+    red_threshold: float = Field(0.65, ge=0, le=1, description="Risk score at or above which a declaration goes RED.")
+    yellow_threshold: float = Field(0.45, ge=0, le=1, description="Risk score at or above which it goes YELLOW.")
+    blue_threshold: float = Field(0.3, ge=0, le=1, description="Risk score at or above which it goes BLUE.")
     random_control_rate: float = Field(
         0.01, ge=0, le=1, description="Share of declarations drawn for random control inspection."
     )
