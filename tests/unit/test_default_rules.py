@@ -113,12 +113,41 @@ def test_new_importer_without_history_hits_with_moderate_weight(default_rules: R
     assert 0 < hits["IMPORTER-NEW"].weight < 0.3
 
 
-def test_aeo_status_is_a_credit_without_a_channel(default_rules: RuleSet) -> None:
-    for status in (AeoStatus.CUSTOMS_SIMPLIFICATIONS, AeoStatus.SECURITY_AND_SAFETY, AeoStatus.FULL):
-        hits = _screen(default_rules, _declaration(aeo_status=status))
-        assert set(hits) == {"AEO-CREDIT"}
-        assert hits["AEO-CREDIT"].weight < 0
-        assert hits["AEO-CREDIT"].min_channel is None
+@pytest.mark.parametrize(
+    ("status", "rule_id", "weight"),
+    [
+        (AeoStatus.CUSTOMS_SIMPLIFICATIONS, "AEO-CREDIT-AEOC", -0.1),
+        (AeoStatus.SECURITY_AND_SAFETY, "AEO-CREDIT-AEOS", -0.2),
+        (AeoStatus.FULL, "AEO-CREDIT-AEOF", -0.3),
+    ],
+)
+def test_each_aeo_tier_gets_its_own_credit_without_a_channel(
+    default_rules: RuleSet, status: AeoStatus, rule_id: str, weight: float
+) -> None:
+    hits = _screen(default_rules, _declaration(aeo_status=status))
+    assert set(hits) == {rule_id}
+    assert hits[rule_id].weight == pytest.approx(weight)
+    assert hits[rule_id].min_channel is None
+    assert hits[rule_id].item_numbers == ()
+    assert hits[rule_id].fields == ("declaration.aeo_status",)
+
+
+def test_aeo_credits_grow_with_the_tier_and_never_set_a_channel(default_rules: RuleSet) -> None:
+    credits = {r.id: r for r in default_rules.rules if r.id.startswith("AEO-")}
+    weights = [credits[i].weight for i in ("AEO-CREDIT-AEOC", "AEO-CREDIT-AEOS", "AEO-CREDIT-AEOF")]
+    assert -1 < weights[2] < weights[1] < weights[0] < 0
+    assert all(r.min_channel is None for r in credits.values())
+
+
+def test_aeo_credit_does_not_hide_a_risk_hit(default_rules: RuleSet) -> None:
+    declaration = _declaration(aeo_status=AeoStatus.FULL, importer=Party("GB000000000001"))
+    hits = _screen(default_rules, declaration)
+    assert set(hits) == {"AEO-CREDIT-AEOF", "WATCHLIST-IMPORTER"}
+    assert hits["WATCHLIST-IMPORTER"].min_channel is Channel.RED
+
+
+def test_no_aeo_status_gets_no_credit(default_rules: RuleSet) -> None:
+    assert _screen(default_rules, _declaration(aeo_status=AeoStatus.NONE)) == {}
 
 
 @pytest.mark.parametrize(
@@ -178,7 +207,9 @@ def test_every_default_rule_is_exercised_by_a_test(default_rules: RuleSet) -> No
         "WATCHLIST-EXPORTER",
         "WATCHLIST-DECLARANT",
         "IMPORTER-NEW",
-        "AEO-CREDIT",
+        "AEO-CREDIT-AEOC",
+        "AEO-CREDIT-AEOS",
+        "AEO-CREDIT-AEOF",
         "DESC-VAGUE",
         "DESC-SHORT",
         "HS-IMPRECISE",

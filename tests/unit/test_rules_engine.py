@@ -28,6 +28,8 @@ from risk_service.domain.rules import (
     item_contexts,
     load_rule_set,
 )
+from risk_service.domain.rules import holder as holder_module
+from risk_service.domain.rules import loader as loader_module
 from tests.builders import rule_declaration, rule_item
 
 FEATURES = ("unit_value_ratio", "log_value_per_kg", "importer_prior_filings", "importer_days_known", "hs_digits")
@@ -504,6 +506,103 @@ def test_missing_file_is_a_rule_set_error(tmp_path: Path) -> None:
         load_rule_set(tmp_path / "nope.yaml", FEATURES)
 
 
+def test_deeply_nested_yaml_is_a_load_error_not_a_recursion_error(tmp_path: Path) -> None:
+    path = _write(tmp_path, 'version: "t1"\nrules: ' + "[" * 5000 + "\n")
+    with pytest.raises(RuleSetError) as caught:
+        load_rule_set(path, FEATURES)
+    (error,) = caught.value.errors
+    assert (error.file, error.line) == (str(path), 2)
+    assert "nested more than" in error.message
+
+
+def test_yaml_nested_within_the_limit_still_loads_its_errors(tmp_path: Path) -> None:
+    path = _write(tmp_path, 'version: "t1"\nlists:\n  x: ' + "[" * 20 + "]" * 20 + "\nrules: []\n")
+    with pytest.raises(RuleSetError, match="entries must be strings or numbers"):
+        load_rule_set(path, FEATURES)
+
+
+def test_non_utf8_rule_file_is_a_load_error_with_the_line_of_the_bad_byte(tmp_path: Path) -> None:
+    path = tmp_path / "rules.yaml"
+    path.write_bytes(b'version: "t1"\nrules: []\n# caf\xe9\n')
+    with pytest.raises(RuleSetError) as caught:
+        load_rule_set(path, FEATURES)
+    (error,) = caught.value.errors
+    assert (error.file, error.line) == (str(path), 3)
+    assert "not UTF-8 text (byte 0xe9 at line 3)" in error.message
+
+
+def test_binary_rule_file_is_a_load_error(tmp_path: Path) -> None:
+    path = tmp_path / "rules.yaml"
+    path.write_bytes(bytes(range(256)) * 4)  # the first byte that is not UTF-8, 0x80, follows one \n
+    with pytest.raises(RuleSetError) as caught:
+        load_rule_set(path, FEATURES)
+    assert [(e.line, e.message) for e in caught.value.errors] == [(2, "file is not UTF-8 text (byte 0x80 at line 2)")]
+
+
+def test_control_character_in_yaml_is_a_load_error_with_its_line(tmp_path: Path) -> None:
+    path = _write(tmp_path, 'version: "t1"\nrules: []\n# bell \x07\n')
+    with pytest.raises(RuleSetError) as caught:
+        load_rule_set(path, FEATURES)
+    (error,) = caught.value.errors
+    assert error.line == 3
+    assert "invalid YAML: special characters are not allowed (0x7)" in error.message
+
+
+def test_rule_file_over_the_size_limit_is_refused_unread(tmp_path: Path) -> None:
+    path = tmp_path / "rules.yaml"
+    path.write_bytes(b"#" * (loader_module.MAX_FILE_BYTES + 1))
+    with pytest.raises(RuleSetError) as caught:
+        load_rule_set(path, FEATURES)
+    (error,) = caught.value.errors
+    assert error.message == "file is larger than the 5 MB limit"
+
+
+def test_list_file_over_the_size_limit_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(loader_module, "MAX_FILE_BYTES", 100)
+    _write(tmp_path, "GB0000000001\n" * 10, name="parties.txt")
+    path = _write(tmp_path, 'version: "t1"\nlist_files: {parties: parties.txt}\nrules: []\n')
+    with pytest.raises(RuleSetError) as caught:
+        load_rule_set(path, FEATURES)
+    (error,) = caught.value.errors
+    assert (error.file, error.line) == (str(tmp_path / "parties.txt"), 0)
+    assert error.message == "list 'parties' is larger than the 100 bytes limit"
+
+
+@pytest.mark.parametrize("target", [".", "/dev/zero"])
+def test_list_file_that_is_not_a_regular_file_is_refused(tmp_path: Path, target: str) -> None:
+    path = _write(tmp_path, f'version: "t1"\nlist_files: {{parties: "{target}"}}\nrules: []\n')
+    with pytest.raises(RuleSetError, match="cannot read list 'parties': not a regular file"):
+        load_rule_set(path, FEATURES)
+
+
+@pytest.mark.parametrize("target", ['"a\\0b"', '""', "12"])
+def test_list_file_path_must_be_a_usable_path_string(tmp_path: Path, target: str) -> None:
+    path = _write(tmp_path, f'version: "t1"\nlist_files:\n  parties: {target}\nrules: []\n')
+    with pytest.raises(RuleSetError) as caught:
+        load_rule_set(path, FEATURES)
+    (error,) = caught.value.errors
+    assert error.line == 3
+    assert error.message == "list file of 'parties' must be a path string"
+
+
+def test_unexpected_failure_while_loading_becomes_a_rule_set_error_at_the_rule(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken_compiler(*args: object) -> object:
+        raise RuntimeError("a bug in the condition compiler")
+
+    monkeypatch.setattr(loader_module, "compile_condition", broken_compiler)
+    path = _write(tmp_path, 'version: "t1"\nrules:\n' + _GOOD_RULE)
+    with caplog.at_level(logging.ERROR), pytest.raises(RuleSetError) as caught:
+        load_rule_set(path, FEATURES)
+    (error,) = caught.value.errors
+    assert (error.file, error.line) == (str(path), 3)
+    assert error.message == "cannot load rule set: unexpected RuntimeError"
+    assert isinstance(caught.value.__cause__, RuntimeError)
+    assert caught.value.sources == (path,)
+    assert any(r.exc_info for r in caplog.records)
+
+
 @pytest.mark.parametrize(
     "condition",
     [
@@ -569,10 +668,10 @@ def test_list_files_load_relative_to_the_rule_file(tmp_path: Path) -> None:
 # --- reload --------------------------------------------------------------------------------------
 
 
-def _bump(path: Path, text: str) -> None:
+def _bump(path: Path, text: str | bytes) -> None:
     """Rewrites a file and moves its mtime on, so the change is seen even within one clock tick."""
     stat = path.stat()
-    path.write_text(text, encoding="utf-8")
+    path.write_bytes(text if isinstance(text, bytes) else text.encode("utf-8"))
     os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
 
 
@@ -609,6 +708,60 @@ def test_broken_reload_keeps_previous_rule_set(tmp_path: Path, caplog: pytest.Lo
     assert holder.reload_if_changed() is True
     assert holder.current.version == "v2"
     assert holder.last_error is None
+
+
+@pytest.mark.parametrize(
+    ("broken", "line", "message"),
+    [
+        ('version: "v2"\nrules: ' + "[" * 5000 + "\n", 2, "nested more than"),
+        (b'version: "v2"\nrules: []\n\xff\xfe\x00\x80binary', 3, "not UTF-8 text"),
+        ('version: "v2"\nlist_files: {parties: missing.txt}\nrules: []\n', 0, "cannot read list 'parties'"),
+    ],
+    ids=["deeply-nested-yaml", "binary", "missing-list-file"],
+)
+def test_broken_file_never_escapes_a_reload_and_keeps_the_previous_set(
+    tmp_path: Path, broken: str | bytes, line: int, message: str
+) -> None:
+    path = _write(tmp_path, _SET_V1)
+    holder = RuleSetHolder(path, FEATURES)
+    previous = holder.current
+    _bump(path, broken)
+    assert holder.reload_if_changed() is False
+    assert holder.current is previous
+    assert holder.last_error is not None
+    (error,) = holder.last_error.errors
+    assert error.line == line and message in error.message
+    assert holder.reload() is False  # a forced reload does not raise either
+    assert holder.current is previous
+    _bump(path, _SET_V2)
+    assert holder.reload_if_changed() is True
+    assert holder.current.version == "v2"
+    assert holder.last_error is None
+
+
+@pytest.mark.parametrize("failure", [RecursionError, MemoryError, KeyError])
+def test_holder_survives_a_loader_that_raises_something_unexpected(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failure: type[BaseException]
+) -> None:
+    path = _write(tmp_path, _SET_V1)
+    holder = RuleSetHolder(path, FEATURES)
+    previous = holder.current
+
+    def broken_loader(*args: object) -> RuleSet:
+        raise failure("boom")
+
+    monkeypatch.setattr(holder_module, "load_rule_set", broken_loader)
+    _bump(path, _SET_V2)
+    assert holder.reload_if_changed() is False
+    assert holder.current is previous
+    assert holder.last_error is not None
+    assert str(holder.last_error) == f"{path}:1: cannot load rule set: unexpected {failure.__name__}"
+
+
+def test_holder_reports_health_facts(tmp_path: Path) -> None:
+    holder = RuleSetHolder(_write(tmp_path, _SET_V1), FEATURES)
+    assert holder.last_error is None
+    assert holder.current.runtime_error_count == 0
 
 
 def test_holder_reloads_when_a_list_file_changes(tmp_path: Path) -> None:

@@ -98,6 +98,36 @@ def test_random_conditions_either_load_or_raise_rule_set_error(workdir: Path, co
     rule_set.evaluate(item_contexts(_declaration(), FEATURES, None), on=DAY)
 
 
+_DEFAULT_BYTES = DEFAULT_RULES_PATH.read_bytes()
+_YAML_PIECES = [b"[", b"]", b"{", b"}", b"- ", b": ", b"\n", b"  ", b"&a ", b"*a", b"!!python/object ", b"'", b'"']
+
+
+@st.composite
+def _damaged_rule_files(draw: st.DrawFn) -> bytes:
+    """The default rule file with random spans cut, replaced by YAML syntax or by arbitrary bytes."""
+    data = _DEFAULT_BYTES
+    for _ in range(draw(st.integers(1, 4))):
+        start = draw(st.integers(0, len(data)))
+        end = draw(st.integers(start, min(len(data), start + 40)))
+        junk = draw(
+            st.one_of(st.binary(max_size=12), st.lists(st.sampled_from(_YAML_PIECES), max_size=30).map(b"".join))
+        )
+        data = data[:start] + junk + data[end:]
+    return data
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.one_of(_damaged_rule_files(), st.binary(max_size=200)))
+def test_any_damaged_rule_file_loads_or_raises_rule_set_error(workdir: Path, data: bytes) -> None:
+    path = workdir / "damaged.yaml"
+    path.write_bytes(data)
+    try:
+        load_rule_set(path, FEATURES)
+    except RuleSetError as exc:
+        assert exc.errors
+        assert all(e.file and e.line >= 0 and e.message for e in exc.errors), exc.errors
+
+
 _values = st.one_of(
     st.none(),
     st.booleans(),

@@ -530,6 +530,9 @@ def _and(fns: list[Fn], unknown_possible: bool) -> Fn:
         if len(fns) == 2:
             a, b = fns
             return lambda ctx: bool(a(ctx)) and bool(b(ctx))
+        if len(fns) == 3:  # spelled out: a generator in all() costs more than the three tests
+            a, b, c = fns
+            return lambda ctx: bool(a(ctx)) and bool(b(ctx)) and bool(c(ctx))
         return lambda ctx: all(f(ctx) for f in fns)
 
     def kleene_and(ctx: Context) -> bool | None:
@@ -550,6 +553,9 @@ def _or(fns: list[Fn], unknown_possible: bool) -> Fn:
         if len(fns) == 2:
             a, b = fns
             return lambda ctx: bool(a(ctx)) or bool(b(ctx))
+        if len(fns) == 3:
+            a, b, c = fns
+            return lambda ctx: bool(a(ctx)) or bool(b(ctx)) or bool(c(ctx))
         return lambda ctx: any(f(ctx) for f in fns)
 
     def kleene_or(ctx: Context) -> bool | None:
@@ -596,13 +602,15 @@ def _phrase_matcher(phrases: Sequence[tuple[str, ...]]) -> Callable[[str], bool]
     """
     singles = frozenset(p[0] for p in phrases if len(p) == 1)
     multi = tuple(" " + " ".join(p) + " " for p in phrases if len(p) > 1)
+    # A phrase can only match when its first word is among the tokens: most texts skip the join.
+    multi_first_words = frozenset(p[0] for p in phrases if len(p) > 1)
     findall = _WORD.findall
 
     def match(text: str) -> bool:
         tokens = findall(text.lower())
         if not singles.isdisjoint(tokens):
             return True
-        if multi:
+        if multi and not multi_first_words.isdisjoint(tokens):
             joined = " " + " ".join(tokens) + " "
             return any(p in joined for p in multi)
         return False

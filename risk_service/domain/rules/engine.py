@@ -71,6 +71,18 @@ class Rule:
         return fields
 
 
+_FIRST_ONLY: Final = (0,)
+
+
+@dataclass(frozen=True, slots=True)
+class _ActiveRules:
+    """The rules that apply on one day, split into the first pass and the accumulation pass."""
+
+    first_pass: tuple[Rule, ...]
+    second_pass: tuple[Rule, ...]
+    second_pass_item_level: bool
+
+
 class RuleSet:
     """An immutable, loaded rule set; safe to share between threads."""
 
@@ -87,14 +99,16 @@ class RuleSet:
         self.lists: Mapping[str, tuple[object, ...]] = MappingProxyType({k: tuple(v) for k, v in lists.items()})
         self.path = path
         self.sources = tuple(sources)  # every file the set was read from, for change detection
-        self._active: dict[datetime.date, tuple[tuple[Rule, ...], tuple[Rule, ...]]] = {}
+        self._active: dict[datetime.date, _ActiveRules] = {}
         self._errors_lock = threading.Lock()
         self._runtime_errors: dict[str, int] = {}
+        self._runtime_error_total = 0
 
     @property
     def runtime_error_count(self) -> int:
-        """Conditions that raised while evaluating (each counted as not matched)."""
-        return sum(self._runtime_errors.values())
+        """Conditions that raised while evaluating (each counted as not matched); O(1), lock-free."""
+        # A plain int, not a sum over the dict: a health check may read it while requests count.
+        return self._runtime_error_total
 
     @property
     def runtime_errors_by_rule(self) -> Mapping[str, int]:
@@ -103,51 +117,68 @@ class RuleSet:
 
     def evaluate(self, contexts: Sequence[Mapping[str, object]], on: datetime.date) -> tuple[RuleHit, ...]:
         """Hits of the rules that apply on `on`, one per rule, over every item context."""
-        first_pass, second_pass = self._rules_on(on)
+        if not contexts:
+            return ()
+        active = self._rules_on(on)
         hits: list[RuleHit] = []
-        for rule in first_pass:
-            hit = self._run(rule, contexts)
-            if hit is not None:
-                hits.append(hit)
-        if second_pass and contexts:
+        self._pass(active.first_pass, contexts, hits)
+        if active.second_pass:
             weak_count = sum(1 for h in hits if 0.0 < h.weight < WEAK_HIT_WEIGHT)
-            with_hits = [{**c, HITS_WEAK_COUNT: weak_count} for c in contexts]
-            for rule in second_pass:
-                hit = self._run(rule, with_hits)
-                if hit is not None:
-                    hits.append(hit)
+            # Accumulation rules read hits.* and usually nothing per item: copy only the contexts they read.
+            copied = contexts if active.second_pass_item_level else contexts[:1]
+            with_hits = [{**c, HITS_WEAK_COUNT: weak_count} for c in copied]
+            self._pass(active.second_pass, with_hits, hits)
         return tuple(hits)
 
-    def _rules_on(self, day: datetime.date) -> tuple[tuple[Rule, ...], tuple[Rule, ...]]:
+    def _rules_on(self, day: datetime.date) -> _ActiveRules:
         cached = self._active.get(day)
         if cached is None:
             active = [r for r in self.rules if r.applies_on(day)]
-            cached = (
-                tuple(r for r in active if not r.accumulation),
-                tuple(r for r in active if r.accumulation),
+            second_pass = tuple(r for r in active if r.accumulation)
+            cached = _ActiveRules(
+                first_pass=tuple(r for r in active if not r.accumulation),
+                second_pass=second_pass,
+                second_pass_item_level=any(r.item_level for r in second_pass),
             )
             if len(self._active) > 64:
                 self._active.clear()
             self._active[day] = cached
         return cached
 
-    def _run(self, rule: Rule, contexts: Sequence[Mapping[str, object]]) -> RuleHit | None:
-        test = rule.condition.test
-        # A declaration-level condition has the same value on every item: evaluate it once.
-        candidates = contexts if rule.item_level else contexts[:1]
-        matched: list[int] = []
-        for position, context in enumerate(candidates):
-            try:
-                result = test(context)
-                if result is not None and result:
-                    matched.append(position)
-            except Exception as exc:
-                self._count_error(rule, exc)
-        if not matched:
-            return None
+    def _pass(self, rules: Sequence[Rule], contexts: Sequence[Mapping[str, object]], hits: list[RuleHit]) -> None:
+        # The hot path: most rules match nothing, so a declaration-level miss costs one condition call.
+        first = contexts[0]
+        for rule in rules:
+            test = rule.condition.test
+            if not rule.item_level:
+                # A declaration-level condition has the same value on every item: evaluate it once.
+                try:
+                    result = test(first)
+                    if result is None or not result:
+                        continue
+                except Exception as exc:
+                    self._count_error(rule, exc)
+                    continue
+                hit = self._hit(rule, contexts, _FIRST_ONLY)
+            else:
+                matched: list[int] = []
+                for position, context in enumerate(contexts):
+                    try:
+                        result = test(context)
+                        if result is not None and result:
+                            matched.append(position)
+                    except Exception as exc:
+                        self._count_error(rule, exc)
+                if not matched:
+                    continue
+                hit = self._hit(rule, contexts, matched)
+            if hit is not None:
+                hits.append(hit)
+
+    def _hit(self, rule: Rule, contexts: Sequence[Mapping[str, object]], matched: Sequence[int]) -> RuleHit | None:
         try:
-            first = candidates[matched[0]]
-            item_numbers = tuple(_item_number(candidates[p]) for p in matched) if rule.item_level else ()
+            first = contexts[matched[0]]
+            item_numbers = tuple(_item_number(contexts[p]) for p in matched) if rule.item_level else ()
             return RuleHit(
                 rule_id=rule.id,
                 message=rule.message.format(first),
@@ -164,6 +195,7 @@ class RuleSet:
         with self._errors_lock:
             count = self._runtime_errors.get(rule.id, 0)
             self._runtime_errors[rule.id] = count + 1
+            self._runtime_error_total += 1
         if count == 0:
             logger.warning(
                 "rule %s (rule set %s) raised %s; treated as not matched", rule.id, self.version, type(exc).__name__

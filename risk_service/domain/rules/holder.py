@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from risk_service.domain.rules.engine import RuleSet
-from risk_service.domain.rules.errors import RuleSetError
+from risk_service.domain.rules.errors import RuleLoadError, RuleSetError
 from risk_service.domain.rules.loader import load_rule_set
 
 logger = logging.getLogger(__name__)
@@ -21,7 +21,7 @@ def _signature(paths: Sequence[Path]) -> _Signature:
     for path in paths:
         try:
             stat = path.stat()
-        except OSError:
+        except (OSError, ValueError):  # ValueError: a list file path with a NUL byte
             out.append((str(path),))
             continue
         out.append((str(path), stat.st_mtime_ns, stat.st_size))
@@ -39,8 +39,10 @@ def _merge(before: _Signature, sources: Sequence[Path]) -> _Signature:
 class RuleSetHolder:
     """The active rule set. Readers read `.current` once per request; reloads swap it whole.
 
-    The first load raises RuleSetError (there is nothing to fall back on); later broken files
-    are logged, kept in `.last_error`, and the previous set stays active.
+    The first load raises RuleSetError (there is nothing to fall back on). After that, reloads
+    never raise: a broken file is logged, kept in `.last_error`, and the previous set stays
+    active. For health reports: `.last_error` (None when the active set is the file on disk)
+    and `.current.runtime_error_count` (conditions that raised while evaluating).
     """
 
     def __init__(self, path: Path, feature_names: Sequence[str]) -> None:
@@ -70,20 +72,27 @@ class RuleSetHolder:
         try:
             rule_set = load_rule_set(self.path, self.feature_names)
         except RuleSetError as exc:
-            self.last_error = exc
-            # Watch the files the broken set named as well, so a fix in any of them is noticed.
-            self._signature = _merge(before, exc.sources)
-            logger.error(
-                "rule set %s not reloaded, %d error(s); keeping version %s",
-                self.path,
-                len(exc.errors),
-                self.current.version,
-            )
-            for error in exc.errors:
-                logger.error("rule set error: %s", error)
-            return False
+            return self._keep_previous(before, exc)
+        except Exception as exc:  # load_rule_set raises only RuleSetError; the reload loop must outlive a bug
+            logger.exception("rule set %s: unexpected error while reloading", self.path)
+            message = f"cannot load rule set: unexpected {type(exc).__name__}"
+            return self._keep_previous(before, RuleSetError([RuleLoadError(str(self.path), 1, None, message)]))
         self._signature = _merge(before, rule_set.sources)
         self.current = rule_set
         self.last_error = None
         logger.info("rule set %s loaded, version %s, %d rules", self.path, rule_set.version, len(rule_set.rules))
         return True
+
+    def _keep_previous(self, before: _Signature, error: RuleSetError) -> bool:
+        self.last_error = error
+        # Watch the files the broken set named as well, so a fix in any of them is noticed.
+        self._signature = _merge(before, error.sources)
+        logger.error(
+            "rule set %s not reloaded, %d error(s); keeping version %s",
+            self.path,
+            len(error.errors),
+            self.current.version,
+        )
+        for line in error.errors:
+            logger.error("rule set error: %s", line)
+        return False

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import logging
 import math
 import re
+import stat
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Final
@@ -28,14 +30,66 @@ _RULE_ID: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 _LIST_NAME: Final = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
 _CHANNELS: Final = {c.name: c for c in (Channel.GREEN, Channel.BLUE, Channel.YELLOW, Channel.RED)}
 
+#: Largest rule file or list file read, in bytes: a rule set is text an analyst writes, and a
+#: bound keeps a wrong path (a log, a dump, /dev/zero) from stalling or exhausting the service.
+MAX_FILE_BYTES: Final = 5 * 1024 * 1024
+#: Deepest YAML nesting accepted. A rule set needs about four levels; the bound is checked while
+#: composing, so a file of thousands of '[' is a clear error rather than a RecursionError.
+MAX_YAML_DEPTH: Final = 32
+
+logger = logging.getLogger(__name__)
+
 
 def load_rule_set(path: Path, feature_names: Sequence[str]) -> RuleSet:
-    """Loads and checks a rule set; raises RuleSetError listing every problem found."""
-    return _Loader(Path(path), feature_names).load()
+    """Loads and checks a rule set; raises RuleSetError listing every problem found.
+
+    Any failure to read, parse or compile the files becomes a RuleSetError, never another
+    exception, so a hot reload of a broken file cannot take down its caller.
+    """
+    loader = _Loader(Path(path), feature_names)
+    try:
+        return loader.load()
+    except RuleSetError:
+        raise
+    except Exception as exc:  # a loader bug or an input we did not foresee: still a load error
+        logger.exception("unexpected error loading rule set %s", loader.path)
+        file, line = loader.position
+        loader.error(line, None, f"cannot load rule set: unexpected {type(exc).__name__}", file)
+        raise loader.fail() from exc
 
 
 def _line(node: yaml.Node) -> int:
     return int(node.start_mark.line) + 1
+
+
+def _line_at(text: str | bytes, offset: int) -> int:
+    """1-based line of a character (or byte) offset."""
+    offset = max(offset, 0)
+    if isinstance(text, bytes):
+        return text.count(b"\n", 0, offset) + 1
+    return text.count("\n", 0, offset) + 1
+
+
+def _size(n_bytes: int) -> str:
+    return f"{n_bytes / 2**20:g} MB" if n_bytes >= 2**20 else f"{n_bytes} bytes"
+
+
+class _DepthLimitedLoader(yaml.SafeLoader):
+    """SafeLoader whose composer refuses nesting deeper than MAX_YAML_DEPTH (it recurses per level)."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self.depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        self.depth += 1
+        try:
+            if self.depth > MAX_YAML_DEPTH:
+                mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]
+                raise yaml.composer.ComposerError(None, None, f"nested more than {MAX_YAML_DEPTH} levels deep", mark)
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
 
 
 class _Loader:
@@ -45,6 +99,8 @@ class _Loader:
         self.errors: list[RuleLoadError] = []
         self.sources: list[Path] = [path]
         self.constructor = yaml.SafeLoader("")
+        # Where loading is, for a failure that carries no position of its own.
+        self.position: tuple[Path, int] = (path, 1)
 
     def error(self, line: int, rule_id: str | None, message: str, file: Path | None = None) -> None:
         self.errors.append(RuleLoadError(str(file or self.path), line, rule_id, message))
@@ -54,22 +110,55 @@ class _Loader:
 
     # --- YAML plumbing ---------------------------------------------------------------------------
 
-    def compose(self, path: Path) -> yaml.Node | None:
+    def read(self, path: Path, what: str) -> str | None:
+        """The text of a file, or None after recording why it cannot be used."""
+        self.position = (path, 1)
         try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            self.error(0, None, f"cannot read file: {type(exc).__name__}: {exc}", path)
+            info = path.stat()
+            if not stat.S_ISREG(info.st_mode):
+                self.error(0, None, f"cannot read {what}: not a regular file", path)
+                return None
+            with path.open("rb") as file:
+                data = file.read(MAX_FILE_BYTES + 1)  # bounded even if the file grows meanwhile
+        except (OSError, ValueError) as exc:  # ValueError: a path with a NUL byte
+            self.error(0, None, f"cannot read {what}: {type(exc).__name__}: {exc}", path)
+            return None
+        if len(data) > MAX_FILE_BYTES:
+            self.error(0, None, f"{what} is larger than the {_size(MAX_FILE_BYTES)} limit", path)
             return None
         try:
-            node = yaml.compose(text, Loader=yaml.SafeLoader)
+            return data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            line = _line_at(data, exc.start)
+            self.error(line, None, f"{what} is not UTF-8 text (byte 0x{data[exc.start]:02x} at line {line})", path)
+            return None
+
+    def compose(self, path: Path) -> yaml.Node | None:
+        text = self.read(path, "file")
+        if text is None:
+            return None
+        loader: _DepthLimitedLoader | None = None
+        try:
+            loader = _DepthLimitedLoader(text)  # checks the characters first
+            node = loader.get_single_node()
         except yaml.MarkedYAMLError as exc:
             mark = exc.problem_mark or exc.context_mark
             line = int(mark.line) + 1 if mark is not None else 0
             self.error(line, None, f"invalid YAML: {exc.problem or exc.context}", path)
             return None
+        except yaml.reader.ReaderError as exc:  # a character YAML does not allow, e.g. a control code
+            self.error(_line_at(text, exc.position), None, f"invalid YAML: {exc.reason} (0x{exc.character:x})", path)
+            return None
         except yaml.YAMLError as exc:
             self.error(0, None, f"invalid YAML: {exc}", path)
             return None
+        except RecursionError:  # nesting is bounded above; this guards a stack already deep
+            line = int(loader.line) + 1 if loader is not None else 1
+            self.error(line, None, "invalid YAML: nested too deeply", path)
+            return None
+        finally:
+            if loader is not None:
+                loader.dispose()  # type: ignore[no-untyped-call]
         if node is None:
             self.error(0, None, "file is empty", path)
         return node
@@ -141,10 +230,11 @@ class _Loader:
         if "list_files" in top:
             entries = self.mapping(top["list_files"][1], None, "'list_files'") or {}
             for name, (key_node, value_node) in entries.items():
+                self.position = (self.path, _line(key_node))
                 if not self.list_name_ok(name, key_node, lists):
                     continue
                 ok, relative = self.value(value_node, None)
-                if ok and not isinstance(relative, str):
+                if ok and (not isinstance(relative, str) or not relative.strip() or "\0" in relative):
                     self.error(_line(value_node), None, f"list file of '{name}' must be a path string")
                 elif ok:
                     lists[name] = self.list_file(name, self.path.parent / str(relative))
@@ -180,10 +270,8 @@ class _Loader:
         if path.suffix in (".yaml", ".yml"):
             node = self.compose(path)
             return self.list_values(node, name, path) if node is not None else []
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            self.error(0, None, f"cannot read list '{name}': {type(exc).__name__}: {exc}", path)
+        text = self.read(path, f"list '{name}'")
+        if text is None:
             return []
         entries = (line.split("#", 1)[0].strip() for line in text.splitlines())
         return [entry for entry in entries if entry]
@@ -205,6 +293,7 @@ class _Loader:
         return rules
 
     def rule(self, node: yaml.Node, lists: dict[str, list[object]], seen: dict[str, int]) -> Rule | None:
+        self.position = (self.path, _line(node))
         fields = self.mapping(node, None, "a rule")
         if fields is None:
             return None
