@@ -26,8 +26,12 @@ class SaveResult:
 
 
 class AssessmentStore(Protocol):
-    def save_many(self, records: Sequence[AssessmentRecord]) -> Future[list[SaveResult]]:
-        """Stores durably (group commit); results in record order."""
+    def save_many(self, records: Sequence[AssessmentRecord], *, atomic: bool = False) -> Future[list[SaveResult]]:
+        """Stores durably (group commit); results in record order.
+
+        With atomic, a submission holding any conflict is written not at all: every result then
+        has created=False, and the conflicting ones conflict=True.
+        """
         ...
 
     def ping(self) -> bool: ...

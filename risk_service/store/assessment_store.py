@@ -35,11 +35,16 @@ _to_json = json.JSONEncoder(separators=(",", ":"), allow_nan=False, check_circul
 
 @dataclass(slots=True)
 class _Submission:
-    """One save_many call: written all together or not at all, answered through its future."""
+    """One save_many call, answered through its future; an atomic one is written whole or not at all."""
 
     records: Sequence[AssessmentRecord]
     future: Future[list[SaveResult]]
+    atomic: bool = False
     rows: list[_Row] = field(default_factory=list)
+
+
+class _AtomicRace(Exception):
+    """Another writer stored a key of an atomic submission between its conflict check and its insert."""
 
 
 def _key(record: AssessmentRecord) -> _Key:
@@ -67,6 +72,7 @@ def _row(record: AssessmentRecord) -> _Row:
         "model_version": a.model_version,
         "rule_set_version": a.rule_set_version,
         "assessed_at": a.assessment_time,
+        "lodged_at": d.lodgement_time,
         "importer_id": d.importer.id,
         "customs_office": d.customs_office,
         "declaration_json": _to_json(codec.declaration_to_dict(d)),
@@ -120,8 +126,20 @@ class SqlAssessmentStore:
 
     # -- writing -------------------------------------------------------------------------------
 
-    def save_many(self, records: Sequence[AssessmentRecord]) -> Future[list[SaveResult]]:
-        """Queues the records and returns at once; the future resolves after the commit, in record order."""
+    def save_many(self, records: Sequence[AssessmentRecord], *, atomic: bool = False) -> Future[list[SaveResult]]:
+        """Queues the records and returns at once; the future resolves after the commit, in record order.
+
+        Records are judged as if saved one after another, after every earlier submission: a key
+        already stored (or earlier in the same submission) is not written again and its result
+        carries the stored assessment, with conflict=True when the content hash differs.
+
+        With `atomic`, a submission in which any record would be a conflict is written not at
+        all (other submissions in the same commit are unaffected). Its results still come back in
+        record order: the conflicting ones with conflict=True and the stored (or earlier) assessment,
+        the others with created=False, conflict=False and their assessment, the stored one for a
+        retry of a stored key, else their own, unstored one. So `created` is False for every
+        record of a submission that wrote nothing; a rolled-back one also has a conflict.
+        """
         future: Future[list[SaveResult]] = Future()
         if not records:
             future.set_result([])
@@ -130,7 +148,7 @@ class SqlAssessmentStore:
             if self._closed:
                 future.set_exception(Unavailable("the assessment store is closed"))
                 return future
-            self._queue.put(_Submission(list(records), future))
+            self._queue.put(_Submission(list(records), future, atomic))
         return future
 
     def _run(self) -> None:
@@ -206,18 +224,38 @@ class SqlAssessmentStore:
                 log.debug("closing the writer connection failed", exc_info=True)
 
     def _transaction(self, submissions: list[_Submission]) -> list[list[SaveResult]]:
-        """Writes the submissions in one transaction; duplicate keys behave as if written in order."""
-        first: dict[_Key, tuple[AssessmentRecord, _Row]] = {}
-        for s in submissions:
-            for record, row in zip(s.records, s.rows, strict=True):
-                first.setdefault(_key(record), (record, row))
+        """Writes the submissions in one transaction, with the results of writing them one after another."""
         conn = self._connection()
         with conn.begin():
-            inserted = {(r[0], r[1]) for r in conn.execute(self._insert, [row for _, row in first.values()])}
-            earlier = self._stored(conn, [k for k in first if k not in inserted])
+            atomic_keys = {_key(r) for s in submissions if s.atomic for r in s.records}
+            # Rows stored before this batch, for the keys whose conflicts decide an atomic submission.
+            stored = self._stored(conn, list(atomic_keys), must_exist=False) if atomic_keys else {}
+            planned: dict[_Key, tuple[AssessmentRecord, _Row]] = {}  # first writer of each key in this batch
+            rolled_back: dict[int, list[SaveResult]] = {}
+            for n, s in enumerate(submissions):
+                if s.atomic:
+                    refused = self._refused(s, stored, planned)
+                    if refused is not None:
+                        rolled_back[n] = refused
+                        continue
+                for record, row in zip(s.records, s.rows, strict=True):
+                    key = _key(record)
+                    if key not in stored:
+                        planned.setdefault(key, (record, row))
+            inserted: set[_Key] = set()
+            if planned:
+                inserted = {(r[0], r[1]) for r in conn.execute(self._insert, [row for _, row in planned.values()])}
+            missed = [k for k in planned if k not in inserted]
+            if not atomic_keys.isdisjoint(missed):
+                # The check above did not see that row; alone, in a new transaction, it will.
+                raise _AtomicRace(f"{len(missed)} keys stored by another writer meanwhile, e.g. {missed[0]}")
+            stored.update(self._stored(conn, missed, must_exist=True))
             created: set[_Key] = set()
             out: list[list[SaveResult]] = []
-            for s in submissions:
+            for n, s in enumerate(submissions):
+                if n in rolled_back:
+                    out.append(rolled_back[n])
+                    continue
                 results: list[SaveResult] = []
                 for record in s.records:
                     key = _key(record)
@@ -226,18 +264,54 @@ class SqlAssessmentStore:
                             created.add(key)
                             results.append(SaveResult(record.assessment, created=True, conflict=False))
                         else:  # a second copy in this batch: as if it came after the first
-                            original = first[key][0]
+                            original = planned[key][0]
                             conflict = original.content_hash != record.content_hash
                             results.append(SaveResult(original.assessment, created=False, conflict=conflict))
                     else:
-                        content_hash, stored = earlier[key]
+                        content_hash, earlier = stored[key]
                         conflict = content_hash != record.content_hash
-                        results.append(SaveResult(stored, created=False, conflict=conflict))
+                        results.append(SaveResult(earlier, created=False, conflict=conflict))
                 out.append(results)
+        if rolled_back:
+            log.info(
+                "%d atomic submissions with conflicts were not written: %s",
+                len(rolled_back),
+                ", ".join(f"{len(submissions[n].records)} records" for n in rolled_back),
+            )
         return out
 
     @staticmethod
-    def _stored(conn: sa.Connection, keys: Sequence[_Key]) -> dict[_Key, tuple[str, Assessment]]:
+    def _refused(
+        submission: _Submission,
+        stored: dict[_Key, tuple[str, Assessment]],
+        planned: dict[_Key, tuple[AssessmentRecord, _Row]],
+    ) -> list[SaveResult] | None:
+        """The results of an atomic submission that would hold a conflict (it is then not written), else None.
+
+        `stored` holds the rows from before this batch, `planned` the records earlier submissions in it write.
+        """
+        own: dict[_Key, AssessmentRecord] = {}
+        results: list[SaveResult] = []
+        any_conflict = False
+        for record in submission.records:
+            key = _key(record)
+            if key in stored:
+                content_hash, earlier = stored[key]
+            elif key in planned or key in own:
+                first = planned[key][0] if key in planned else own[key]
+                content_hash, earlier = first.content_hash, first.assessment
+            else:
+                own[key] = record
+                results.append(SaveResult(record.assessment, created=False, conflict=False))
+                continue
+            conflict = content_hash != record.content_hash
+            any_conflict = any_conflict or conflict
+            results.append(SaveResult(earlier, created=False, conflict=conflict))
+        return results if any_conflict else None
+
+    @staticmethod
+    def _stored(conn: sa.Connection, keys: Sequence[_Key], *, must_exist: bool) -> dict[_Key, tuple[str, Assessment]]:
+        """(content hash, assessment) of the stored rows with these keys."""
         t = assessments
         found: dict[_Key, tuple[str, Assessment]] = {}
         for chunk in _chunks(keys, _LOOKUP_CHUNK):
@@ -246,7 +320,7 @@ class SqlAssessmentStore:
             )
             for declaration_id, version, content_hash, document in conn.execute(query):
                 found[(declaration_id, version)] = (content_hash, codec.assessment_from_dict(document))
-        missing = [k for k in keys if k not in found]
+        missing = [k for k in keys if k not in found] if must_exist else []
         if missing:
             # ON CONFLICT skipped these, so a row existed; if it is gone now something else deleted it.
             raise RuntimeError(f"{len(missing)} assessments neither inserted nor found, e.g. {missing[0]}")
@@ -271,11 +345,15 @@ class SqlAssessmentStore:
             return [codec.assessment_from_dict(d) for d in conn.execute(query).scalars()]
 
     def importer_history(self) -> dict[str, tuple[datetime, int]]:
-        """Importer id -> (first assessment time, distinct declarations): warms the in-memory history."""
+        """Importer id -> (earliest lodgement time, distinct declarations): warms the in-memory history.
+
+        The same definition as training's features and the live ImporterHistory: filings are
+        declarations (not versions) and time is lodgement time; rows without one are left out.
+        """
         t = assessments
         query = (
-            sa.select(t.c.importer_id, sa.func.min(t.c.assessed_at), sa.func.count(sa.distinct(t.c.declaration_id)))
-            .where(t.c.importer_id != "")
+            sa.select(t.c.importer_id, sa.func.min(t.c.lodged_at), sa.func.count(sa.distinct(t.c.declaration_id)))
+            .where(t.c.importer_id != "", t.c.lodged_at.is_not(None))
             .group_by(t.c.importer_id)
         )
         with self._engine.connect() as conn:

@@ -22,10 +22,19 @@ def create_engine(
     sqlite_busy_timeout_ms: int = 10_000,
     pool_size: int = 5,
 ) -> sa.Engine:
-    """One engine per store; `sqlite_synchronous` FULL makes every commit survive power loss."""
+    """One engine per store; `sqlite_synchronous` FULL makes every commit survive power loss.
+
+    Statement parameters are hidden from errors and logs: they hold whole declarations.
+    """
     parsed = sa.make_url(url)
     if parsed.get_backend_name() != "sqlite":
-        return sa.create_engine(parsed, pool_size=pool_size, pool_pre_ping=True, json_serializer=_json_serializer)
+        return sa.create_engine(
+            parsed,
+            pool_size=pool_size,
+            pool_pre_ping=True,
+            json_serializer=_json_serializer,
+            hide_parameters=True,
+        )
 
     mode = sqlite_synchronous.upper()
     if mode not in SQLITE_SYNCHRONOUS_MODES:
@@ -36,6 +45,7 @@ def create_engine(
         parsed,
         pool_size=pool_size,
         json_serializer=_json_serializer,
+        hide_parameters=True,
         connect_args={"check_same_thread": False},
     )
 

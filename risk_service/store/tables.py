@@ -58,12 +58,15 @@ assessments = sa.Table(
     sa.Column("model_version", sa.String, nullable=False),
     sa.Column("rule_set_version", sa.String, nullable=False),
     sa.Column("assessed_at", UtcDateTime, nullable=False),
+    # The declaration's lodgement time: importer history counts filings by it, as training does.
+    sa.Column("lodged_at", UtcDateTime, nullable=True),
     sa.Column("importer_id", sa.String(64), nullable=False),
     sa.Column("customs_office", sa.String, nullable=False),
     sa.Column("declaration", JsonDocument, nullable=False),
     sa.Column("assessment", JsonDocument, nullable=False),
     sa.UniqueConstraint("declaration_id", "declaration_version"),
-    # Leads with importer_id, so it also serves lookups by importer alone.
-    sa.Index("ix_assessments_importer_id_assessed_at", "importer_id", "assessed_at"),
+    # Serves importer history (first lodgement per importer); leads with importer_id, so it also
+    # serves lookups by importer alone.
+    sa.Index("ix_assessments_importer_id_lodged_at", "importer_id", "lodged_at"),
     sa.Index("ix_assessments_assessed_at", "assessed_at"),
 )

@@ -130,6 +130,10 @@ def save(store: SqlAssessmentStore, records: list[AssessmentRecord]) -> list[Sav
     return store.save_many(records).result(timeout=30)
 
 
+def save_atomic(store: SqlAssessmentStore, records: list[AssessmentRecord]) -> list[SaveResult]:
+    return store.save_many(records, atomic=True).result(timeout=30)
+
+
 @pytest.fixture
 def store(database_url: str) -> Iterator[SqlAssessmentStore]:
     migrations.upgrade(database_url)
@@ -288,6 +292,72 @@ def test_concurrent_submissions_store_exactly_one_row_per_key(store: SqlAssessme
     assert all(ids == {created[key]} for key, ids in returned.items())
 
 
+def test_atomic_submission_with_a_stored_conflict_writes_nothing(store: SqlAssessmentStore) -> None:
+    stored_v1, stored_retry = make_record("DEC-1"), make_record("DEC-3")
+    save(store, [stored_v1, stored_retry])
+    clash = make_record("DEC-1", content="b")
+    new = make_record("DEC-2")
+    retry = make_record("DEC-3")  # the same content again: not a conflict, but nothing is written either
+
+    results = save_atomic(store, [new, clash, retry])
+
+    assert [(r.created, r.conflict) for r in results] == [(False, False), (False, True), (False, False)]
+    assert results[0].assessment.assessment_id == new.assessment.assessment_id  # its own, unstored
+    assert results[1].assessment.assessment_id == stored_v1.assessment.assessment_id
+    assert results[2].assessment.assessment_id == stored_retry.assessment.assessment_id
+    assert store.get("DEC-2", 1) is None
+    assert store.count() == 2
+
+
+def test_atomic_submission_with_a_conflict_inside_itself_writes_nothing(store: SqlAssessmentStore) -> None:
+    first, other, same, clash = make_record(), make_record("DEC-2"), make_record(), make_record(content="b")
+
+    results = save_atomic(store, [first, other, same, clash])
+
+    assert [(r.created, r.conflict) for r in results] == [(False, False)] * 3 + [(False, True)]
+    assert {results[i].assessment.assessment_id for i in (0, 2, 3)} == {first.assessment.assessment_id}
+    assert results[1].assessment.assessment_id == other.assessment.assessment_id
+    assert store.count() == 0
+
+
+def test_atomic_submission_without_conflicts_is_written_like_any_other(store: SqlAssessmentStore) -> None:
+    stored = make_record("DEC-1")
+    save(store, [stored])
+    retry, new, copy = make_record("DEC-1"), make_record("DEC-2"), make_record("DEC-2")
+
+    results = save_atomic(store, [retry, new, copy])
+
+    assert [(r.created, r.conflict) for r in results] == [(False, False), (True, False), (False, False)]
+    assert results[0].assessment.assessment_id == stored.assessment.assessment_id
+    assert results[2].assessment.assessment_id == new.assessment.assessment_id
+    assert store.count() == 2
+
+
+def test_atomic_rollback_leaves_the_rest_of_the_group_commit_alone(
+    store: SqlAssessmentStore, database_url: str
+) -> None:
+    save(store, [make_record("STORED")])
+    blocker = WriteBlocker(database_url)  # everything below shares one batch, in this order
+    try:
+        before = store.save_many([make_record("EARLY"), make_record("SHARED")])
+        against_stored = store.save_many([make_record("A-1"), make_record("STORED", content="b")], atomic=True)
+        against_batch = store.save_many([make_record("A-2"), make_record("EARLY", content="b")], atomic=True)
+        clean = store.save_many([make_record("A-3"), make_record("SHARED")], atomic=True)
+        after = store.save_many([make_record("A-1"), make_record("LATE")])
+    finally:
+        blocker.release()
+
+    assert [(r.created, r.conflict) for r in before.result(timeout=30)] == [(True, False), (True, False)]
+    assert [(r.created, r.conflict) for r in against_stored.result(timeout=30)] == [(False, False), (False, True)]
+    assert [(r.created, r.conflict) for r in against_batch.result(timeout=30)] == [(False, False), (False, True)]
+    assert [(r.created, r.conflict) for r in clean.result(timeout=30)] == [(True, False), (False, False)]
+    # A-1 was left out by the rolled-back submission, so the later one creates it.
+    assert [(r.created, r.conflict) for r in after.result(timeout=30)] == [(True, False), (True, False)]
+    assert store.get("A-2", 1) is None
+    assert {a for a in ("STORED", "EARLY", "SHARED", "A-1", "A-3", "LATE") if store.get(a, 1) is None} == set()
+    assert store.count() == 6
+
+
 @pytest.mark.parametrize("poison", ["unserialisable", "duplicate_assessment_id", "too_long_id"])
 def test_a_poison_submission_fails_alone(
     store: SqlAssessmentStore, database_url: str, poison: str, caplog: pytest.LogCaptureFixture
@@ -316,8 +386,12 @@ def test_a_poison_submission_fails_alone(
     finally:
         blocker.release()
 
-    with pytest.raises(Exception):  # noqa: B017 - the driver's or the encoder's error, whatever it is
+    with pytest.raises(Exception) as failure:  # the driver's or the encoder's error, whatever it is
         bad_future.result(timeout=30)
+    # Neither the error (which callers log) nor the store's log lines carry the filings.
+    for payload_text in ('{"format":', "Broker Co", "power supplies", "R-VALUE-LOW"):
+        assert payload_text not in str(failure.value)
+        assert payload_text not in caplog.text
     for future in good_futures:
         assert [r.created for r in future.result(timeout=30)] == [True, True]
     assert store.count() == 21
@@ -349,28 +423,60 @@ def test_close_writes_what_is_queued(database_url: str) -> None:
         reopened.close()
 
 
-def test_importer_history_counts_distinct_declarations_from_the_first_assessment(
-    store: SqlAssessmentStore,
+def test_importer_history_counts_distinct_declarations_from_the_earliest_lodgement(
+    store: SqlAssessmentStore, database_url: str
 ) -> None:
-    def record(declaration_id: str, version: int, importer_id: str, at: datetime) -> AssessmentRecord:
-        declaration = make_declaration(declaration_id, version, importer_id=importer_id)
-        return AssessmentRecord(make_assessment(declaration, at=at), declaration, "h" * 64)
+    def record(
+        declaration_id: str, version: int, importer_id: str, lodged: datetime | None, assessed: datetime
+    ) -> AssessmentRecord:
+        declaration = make_declaration(declaration_id, version, importer_id=importer_id, lodged=lodged)
+        return AssessmentRecord(make_assessment(declaration, at=assessed), declaration, "h" * 64)
 
+    day = timedelta(days=1)
     save(
         store,
         [
-            record("A-1", 1, "IMP-A", T0 + timedelta(days=3)),
-            record("A-1", 2, "IMP-A", T0 + timedelta(days=4)),
-            record("A-2", 1, "IMP-A", T0 + timedelta(days=1)),
-            record("B-1", 1, "IMP-B", T0),
-            record("N-1", 1, "", T0),
+            # Assessed in the opposite order to lodgement: lodgement time decides, not assessment time.
+            record("A-1", 1, "IMP-A", T0 + 3 * day, T0),
+            record("A-1", 2, "IMP-A", T0 + 4 * day, T0 + day),  # a new version is not a new filing
+            record("A-2", 1, "IMP-A", T0 + day, T0 + 9 * day),
+            record("A-3", 1, "IMP-A", None, T0 - 9 * day),  # no lodgement time: left out
+            record("B-1", 1, "IMP-B", datetime(2025, 3, 1, 18, 0, tzinfo=timezone(timedelta(hours=9))), T0),
+            record("C-1", 1, "IMP-C", None, T0),
+            record("N-1", 1, "", T0, T0),
         ],
     )
 
     history = store.importer_history()
 
-    assert history == {"IMP-A": (T0 + timedelta(days=1), 2), "IMP-B": (T0, 1)}
+    assert history == {"IMP-A": (T0 + day, 2), "IMP-B": (datetime(2025, 3, 1, 9, 0, tzinfo=UTC), 1)}
     assert all(first.tzinfo is not None for first, _ in history.values())
+    engine = sa.create_engine(database_url)
+    with engine.connect() as conn:
+        lodged = dict(conn.execute(sa.select(assessments.c.declaration_id, assessments.c.lodged_at)).all())
+    engine.dispose()
+    assert lodged["A-2"] == T0 + day and lodged["C-1"] is None
+
+
+def test_store_history_agrees_with_the_training_features(store: SqlAssessmentStore) -> None:
+    import pandas as pd  # type: ignore[import-untyped]
+
+    from features.entity_history import add_importer_history
+
+    day = timedelta(days=1)
+    filings = [("F-1", "IMP-F", T0 + 2 * day), ("F-2", "IMP-F", T0), ("F-3", "IMP-F", T0 + 5 * day)]
+    save(store, [make_record(d, importer_id=i, lodged=t) for d, i, t in filings])
+    later = T0 + 30 * day
+    frame = pd.DataFrame(
+        [(d, i, t) for d, i, t in filings] + [("NEXT", "IMP-F", later)],
+        columns=["declaration_id", "importer_id", "lodgement_time"],
+    )
+
+    expected = add_importer_history(frame).set_index("declaration_id").loc["NEXT"]
+    first_seen, filings_count = store.importer_history()["IMP-F"]
+
+    assert filings_count == expected["importer_prior_filings"]
+    assert (later - first_seen).total_seconds() / 86400.0 == pytest.approx(expected["importer_days_known"])
 
 
 def test_empty_save_and_ping(store: SqlAssessmentStore) -> None:

@@ -48,6 +48,19 @@ def test_migrated_schema_matches_the_table_definitions(database_url: str) -> Non
     assert differences == []
 
 
+def test_lodgement_time_is_a_nullable_column_indexed_by_importer(database_url: str) -> None:
+    migrations.upgrade(database_url)
+    engine = sa.create_engine(database_url)
+    try:
+        inspector = sa.inspect(engine)
+        columns = {c["name"]: c for c in inspector.get_columns("assessments")}
+        indexes = {i["name"]: i["column_names"] for i in inspector.get_indexes("assessments")}
+    finally:
+        engine.dispose()
+    assert columns["lodged_at"]["nullable"]
+    assert indexes["ix_assessments_importer_id_lodged_at"] == ["importer_id", "lodged_at"]
+
+
 def test_migrations_ship_inside_the_package() -> None:
     assert (migrations.SCRIPT_LOCATION / "env.py").is_file()
     assert (migrations.SCRIPT_LOCATION / "script.py.mako").is_file()

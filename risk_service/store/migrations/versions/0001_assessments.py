@@ -37,6 +37,7 @@ def upgrade() -> None:
         sa.Column("model_version", sa.String(), nullable=False),
         sa.Column("rule_set_version", sa.String(), nullable=False),
         sa.Column("assessed_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("lodged_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("importer_id", sa.String(64), nullable=False),
         sa.Column("customs_office", sa.String(), nullable=False),
         sa.Column("declaration", json_document, nullable=False),
@@ -46,11 +47,11 @@ def upgrade() -> None:
             "declaration_id", "declaration_version", name="uq_assessments_declaration_id_declaration_version"
         ),
     )
-    op.create_index("ix_assessments_importer_id_assessed_at", "assessments", ["importer_id", "assessed_at"])
+    op.create_index("ix_assessments_importer_id_lodged_at", "assessments", ["importer_id", "lodged_at"])
     op.create_index("ix_assessments_assessed_at", "assessments", ["assessed_at"])
 
 
 def downgrade() -> None:
     op.drop_index("ix_assessments_assessed_at", table_name="assessments")
-    op.drop_index("ix_assessments_importer_id_assessed_at", table_name="assessments")
+    op.drop_index("ix_assessments_importer_id_lodged_at", table_name="assessments")
     op.drop_table("assessments")
