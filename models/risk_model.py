@@ -11,6 +11,7 @@ import numpy as np
 
 from features import FeatureState
 from models.calibration import Calibrator
+from models.fast_predict import SingleRowPredictor
 
 ARTIFACT_FORMAT_VERSION = 1
 
@@ -46,6 +47,7 @@ class RiskModel:
         self.version = version
         self.metrics: dict[str, float] = dict(metrics or {})
         self.params: dict[str, Any] = dict(params or {})
+        self._single_row = SingleRowPredictor(booster)
         booster_names = tuple(booster.feature_name())
         if booster_names != self.feature_names:
             raise ModelSchemaError(
@@ -54,7 +56,10 @@ class RiskModel:
 
     def raw_scores(self, matrix: np.ndarray) -> np.ndarray:
         """Uncalibrated booster probabilities; single-threaded (a second OpenMP thread only spins here)."""
-        return np.asarray(self.booster.predict(_as_matrix(matrix), num_threads=1), dtype=np.float64)
+        m = _as_matrix(matrix)
+        if m.shape[0] == 1:  # the unary hot path: LightGBM's fast single-row API
+            return np.array([self._single_row.predict(m[0])], dtype=np.float64)
+        return np.asarray(self.booster.predict(m, num_threads=1), dtype=np.float64)
 
     def predict_proba(self, matrix: np.ndarray) -> np.ndarray:
         """Calibrated probability of a finding, shape (rows,), in [0, 1]."""
