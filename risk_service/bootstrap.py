@@ -18,6 +18,7 @@ from risk_service.domain.rules import DEFAULT_RULES_PATH, RuleSetHolder
 from risk_service.domain.screening import Screener
 from risk_service.domain.service import ScoringService
 from risk_service.domain.validation import ValidationLimits
+from risk_service.grpc.server import RunningServer, start_server
 from risk_service.metrics import PrometheusObserver, publish_versions
 from risk_service.settings import Settings
 from risk_service.store import SqlAssessmentStore, migrations
@@ -57,9 +58,16 @@ class App:
 
     def publish_versions(self) -> None:
         loaded = self.models.current
-        publish_versions(self.settings.model.name, loaded.version if loaded else None, self.rules.current.version)
+        publish_versions(
+            self.settings.model.name,
+            loaded.version if loaded else None,
+            self.rules.current.version,
+            rules_reload_failed=self.rules.last_error is not None,
+            rule_runtime_errors=self.rules.current.runtime_error_count,
+        )
 
     def close(self) -> None:
+        self.service.close()
         self.store.close()
 
 
@@ -107,8 +115,10 @@ def build_app(settings: Settings, model_source: ModelSource | None = None) -> Ap
             max_id_length=v.max_id_length,
             max_permit_references=v.max_permit_references,
             max_containers=v.max_containers,
+            max_lodgement_age_days=v.max_lodgement_age_days,
         ),
         max_batch_size=settings.server.max_batch_size,
+        max_items_per_call=v.max_items_per_call,
         observer=PrometheusObserver(),
     )
     app = App(settings, store, rules, models, history, service)
@@ -136,8 +146,6 @@ async def serve(
     model_source: ModelSource | None = None,
 ) -> None:
     """Runs until `stop` is set or SIGINT/SIGTERM arrives; health is SERVING only while ready."""
-    from risk_service.grpc.server import start_server
-
     app = await asyncio.to_thread(build_app, settings, model_source)
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -147,35 +155,37 @@ async def serve(
     if settings.server.metrics_port is not None:
         from prometheus_client import start_http_server
 
-        start_http_server(settings.server.metrics_port, addr=settings.server.host)
+        metrics_server, _ = start_http_server(settings.server.metrics_port, addr=settings.server.host)
+        log.info("metrics on http://%s:%d/metrics", settings.server.host, metrics_server.server_port)
     running = await start_server(app.service, settings.server)
     try:
         await running.set_model_available(app.models.current is not None)
         await running.set_ready(True)
         if on_ready:
             on_ready(running.port)
-        await _reload_until(stop, app, running.set_model_available, settings.server.reload_interval_s)
+        await _reload_until(stop, app, running, settings.server.reload_interval_s)
     finally:
         await running.set_ready(False)
         await running.stop(settings.server.grace_s)
         app.close()
 
 
-async def _reload_until(
-    stop: asyncio.Event,
-    app: App,
-    set_model_available: Callable[[bool], object],
-    interval: float,
-) -> None:
-    """Polls the rule file and the champion alias; a bad new version never replaces a good one."""
+async def _reload_until(stop: asyncio.Event, app: App, running: RunningServer, interval: float) -> None:
+    """Polls the rule file, the champion alias and the store; a bad new version never replaces a good one.
+
+    Nothing here may end the loop: a failure is logged and the service keeps what it has.
+    """
     while not stop.is_set():
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=interval)
         if stop.is_set():
             return
-        await asyncio.to_thread(app.rules.reload_if_changed)
-        await asyncio.to_thread(app.models.refresh)
-        result = set_model_available(app.models.current is not None)
-        if asyncio.iscoroutine(result):
-            await result
-        app.publish_versions()
+        try:
+            await asyncio.to_thread(app.rules.reload_if_changed)
+            await asyncio.to_thread(app.models.refresh)
+            store_ok = await asyncio.to_thread(app.store.ping)
+            await running.set_ready(store_ok)
+            await running.set_model_available(app.models.current is not None)
+            app.publish_versions()
+        except Exception:
+            log.exception("periodic reload failed; serving with what is loaded")

@@ -67,7 +67,13 @@ def _serve(args: argparse.Namespace, settings: Any) -> int:
     from risk_service.bootstrap import ensure_demo_model, serve
 
     if args.port is not None:
-        settings.server.port = args.port
+        from risk_service.settings import ServerSettings
+
+        try:
+            settings.server = ServerSettings.model_validate({**settings.server.model_dump(), "port": args.port})
+        except ValueError as err:
+            print(f"risk: invalid --port: {err}", file=sys.stderr)
+            return 2
     if args.demo:
         version = ensure_demo_model(settings)
         print(f"champion model {settings.model.name} version {version} is registered", flush=True)

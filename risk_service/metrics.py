@@ -19,6 +19,10 @@ SCORING_SECONDS = Histogram(
 )
 MODEL_AVAILABLE = Gauge("risk_model_available", "1 while a model scores, 0 while the service runs on rules alone.")
 SERVING = Info("risk_serving", "Model and rule-set versions in service.")
+RULES_RELOAD_FAILED = Gauge(
+    "risk_rules_reload_failed", "1 while the newest rule file is refused and the previous set serves."
+)
+RULE_RUNTIME_ERRORS = Gauge("risk_rule_runtime_errors", "Rule conditions that failed at run time in the current set.")
 
 
 class PrometheusObserver:
@@ -31,8 +35,17 @@ class PrometheusObserver:
         REFUSED.labels(reason).inc(count)
 
 
-def publish_versions(model_name: str, model_version: str | None, rule_set_version: str) -> None:
+def publish_versions(
+    model_name: str,
+    model_version: str | None,
+    rule_set_version: str,
+    *,
+    rules_reload_failed: bool = False,
+    rule_runtime_errors: int = 0,
+) -> None:
     MODEL_AVAILABLE.set(1 if model_version else 0)
+    RULES_RELOAD_FAILED.set(1 if rules_reload_failed else 0)
+    RULE_RUNTIME_ERRORS.set(rule_runtime_errors)
     SERVING.info(
         {
             "model_name": model_name,

@@ -27,9 +27,14 @@ class ServerSettings(BaseModel):
 class ValidationSettings(BaseModel):
     max_items: int = Field(999, ge=1, le=10_000, description="Most goods items one declaration may carry.")
     max_string_length: int = Field(512, ge=16, description="Longest free-text field (descriptions, names).")
-    max_id_length: int = Field(64, ge=8, description="Longest identifier (declaration, party, permit ids).")
+    # The store's id columns hold 64 characters; a longer limit would fail at insert time.
+    max_id_length: int = Field(64, ge=8, le=64, description="Longest identifier (declaration, party, permit ids).")
     max_permit_references: int = Field(20, ge=0, description="Most permit references per goods item.")
     max_containers: int = Field(500, ge=0, description="Most container numbers per declaration.")
+    max_lodgement_age_days: int = Field(3650, ge=1, description="Oldest lodgement time accepted, in days before now.")
+    max_items_per_call: int = Field(
+        50_000, ge=1, description="Most goods items one call may carry over all its declarations."
+    )
 
 
 class PolicySettings(BaseModel):
@@ -60,7 +65,6 @@ class ModelSettings(BaseModel):
     name: str = Field("declaration-risk", description="Registered model name in the MLflow registry.")
     alias: str = Field("champion", description="Alias of the model version that scores.")
     tracking_uri: str | None = Field(None, description="MLflow tracking URI; defaults to a local store under data_dir.")
-    registry_uri: str | None = Field(None, description="MLflow registry URI; defaults to the tracking URI.")
 
 
 class Settings(BaseSettings):
@@ -76,7 +80,6 @@ class Settings(BaseSettings):
         "FULL", pattern="^(FULL|NORMAL|EXTRA)$", description="SQLite synchronous mode; FULL survives power loss."
     )
     rules_path: Path | None = Field(None, description="Rule set YAML; defaults to the shipped default rule set.")
-    national_currency: str = Field("KRW", description="ISO 4217 currency customs values and duties are stated in.")
     log_level: str = Field("INFO", description="Python logging level.")
     server: ServerSettings = Field(default_factory=ServerSettings)  # type: ignore[arg-type]
     validation: ValidationSettings = Field(default_factory=ValidationSettings)  # type: ignore[arg-type]

@@ -159,3 +159,50 @@ def rule_declaration(*items: GoodsItem, **overrides: Any) -> Declaration:
         "items": items or (rule_item(),),
     }
     return declaration(**{**baseline, **overrides})
+
+
+def declarations_from_history(history: Any) -> list[Declaration]:
+    """Turns a synthetic history frame (one row per goods item) into the declarations as filed."""
+    out: list[Declaration] = []
+    for _, rows in history.groupby("declaration_id", sort=False):
+        first = rows.iloc[0]
+        out.append(
+            Declaration(
+                declaration_id=str(first.declaration_id),
+                version=1,
+                type=DeclarationType(int(first.declaration_type)),
+                lodgement_time=first.lodgement_time.to_pydatetime(),
+                customs_office=str(first.customs_office),
+                declarant=Party(str(first.declarant_id)),
+                importer=Party(str(first.importer_id)),
+                exporter=Party(str(first.exporter_id)),
+                aeo_status=AeoStatus(int(first.aeo_status)),
+                export_country=str(first.export_country),
+                origin_country=str(first.origin_country),
+                destination_country="KR",
+                transport_mode=TransportMode(int(first.transport_mode)),
+                transport_document_number=f"BL{first.declaration_id}",
+                container_numbers=(),
+                incoterm="FOB",
+                invoice_currency="KRW",
+                invoice_amount=float(rows.customs_value.sum()),
+                items=tuple(
+                    GoodsItem(
+                        item_number=int(r.item_number),
+                        hs_code=str(r.hs_code),
+                        description=str(r.description),
+                        quantity=float(r.quantity),
+                        quantity_unit=str(r.quantity_unit),
+                        net_mass_kg=float(r.net_mass_kg),
+                        gross_mass_kg=float(r.gross_mass_kg),
+                        customs_value=float(r.customs_value),
+                        origin_country=str(r.origin_country),
+                        preference_claimed="FTA" if r.preference_claimed else "",
+                        permit_references=tuple(f"PRM-{r.declaration_id}-{k}" for k in range(int(r.permit_count))),
+                        duties_and_taxes=(DutyTax("B00", float(r.duties_and_taxes)),),
+                    )
+                    for r in rows.itertuples()
+                ),
+            )
+        )
+    return out

@@ -201,6 +201,15 @@ def generate_history(n_declarations: int, *, seed: int, start: date, days: int) 
     n_laundered = int(laundered.sum())
     origin_s[laundered] = np.array(_LAUNDERING_ORIGINS)[rng.integers(0, len(_LAUNDERING_ORIGINS), n_laundered)]
     export_s[laundered] = np.array(_LAUNDERING_EXPORTS)[rng.integers(0, len(_LAUNDERING_EXPORTS), n_laundered)]
+    # The country of export belongs to the declaration (one consignment): a laundered item's
+    # export country wins, otherwise the first item's.
+    first_item = np.cumsum(n_items) - n_items
+    declaration_export = export_s[first_item]
+    laundered_item = np.full(n_declarations, -1)
+    laundered_item[d[laundered][::-1]] = np.flatnonzero(laundered)[::-1]
+    has_laundered = laundered_item >= 0
+    declaration_export[has_laundered] = export_s[laundered_item[has_laundered]]
+    export_s = declaration_export[d]
     rate = cat.duty[declared]
     fta = np.isin(origin_s, list(FTA_ORIGINS))
     preference = (fta & (rate > 0) & (rng.random(n) < 0.7)) | laundered

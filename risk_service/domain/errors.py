@@ -18,16 +18,19 @@ class DomainError(Exception):
 
     reason = "DOMAIN_ERROR"
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, metadata: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.message = message
+        self.metadata = metadata or {}  # goes into google.rpc.ErrorInfo.metadata
 
 
 class InvalidArgument(DomainError):
     reason = "INVALID_ARGUMENT"
 
     def __init__(self, violations: list[FieldViolation], message: str = "the request is invalid") -> None:
-        super().__init__(f"{message}: " + "; ".join(f"{v.field}: {v.description}" for v in violations[:5]))
+        shown = "; ".join(f"{v.field}: {v.description}"[:120] for v in violations[:5])
+        more = f" (and {len(violations) - 5} more)" if len(violations) > 5 else ""
+        super().__init__(f"{message}: {shown}{more}")
         self.violations = violations
 
 

@@ -7,6 +7,7 @@ import hashlib
 import logging
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol
 
 from risk_service.domain.assessment import Assessment
@@ -18,6 +19,10 @@ from risk_service.domain.screening import Screener
 from risk_service.domain.validation import ValidationLimits, validate_batch, validate_declaration
 
 log = logging.getLogger(__name__)
+
+# Calls with more items than this are screened on a worker thread, so a bulk batch never stalls
+# the event loop (health checks, unary calls); smaller ones run inline, which is cheaper.
+INLINE_SCREENING_ITEMS = 32
 
 
 class ScoringObserver(Protocol):
@@ -39,6 +44,13 @@ def content_hash(declaration: Declaration) -> str:
     return hashlib.sha256(repr(declaration).encode()).hexdigest()
 
 
+def _conflict_message(declaration: Declaration) -> str:
+    return (
+        f"declaration {declaration.declaration_id} version {declaration.version} was already assessed "
+        "with different content; file the amendment as a new version"
+    )
+
+
 class ScoringService:
     def __init__(
         self,
@@ -48,6 +60,7 @@ class ScoringService:
         limits: ValidationLimits,
         *,
         max_batch_size: int,
+        max_items_per_call: int = 50_000,
         observer: ScoringObserver | None = None,
     ) -> None:
         self._screener = screener
@@ -55,30 +68,33 @@ class ScoringService:
         self._history = history
         self._limits = limits
         self._max_batch_size = max_batch_size
+        self._max_items_per_call = max_items_per_call
         self._observer: ScoringObserver = observer or _NullObserver()
+        # One worker: bulk screening is serialised instead of competing with itself for the GIL.
+        self._screening_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="screening")
+
+    def close(self) -> None:
+        self._screening_pool.shutdown(wait=True)
 
     async def score_one(self, declaration: Declaration) -> Assessment:
-        violations = validate_declaration(declaration, self._limits, path="declaration")
-        self._refuse_if_invalid(violations)
+        self._refuse_if_invalid(validate_declaration(declaration, self._limits, path="declaration"))
         (outcome,) = await self._score_valid([declaration])
         if isinstance(outcome, DomainError):
             raise outcome
         return outcome
 
     async def score_batch(self, declarations: Sequence[Declaration]) -> list[Assessment]:
-        """All or nothing for validity: one invalid declaration refuses the whole batch."""
-        if not declarations:
-            self._refuse_if_invalid([FieldViolation("declarations", "at least one declaration is required")])
-        if len(declarations) > self._max_batch_size:
-            self._refuse_if_invalid(
-                [FieldViolation("declarations", f"has {len(declarations)} entries; at most {self._max_batch_size}")]
-            )
+        """All or nothing: an invalid or conflicting declaration refuses the batch and nothing is stored."""
+        self._refuse_if_invalid(self._batch_bounds(declarations))
         self._refuse_if_invalid(validate_batch(declarations, self._limits))
-        outcomes = await self._score_valid(declarations)
-        errors = [o for o in outcomes if isinstance(o, DomainError)]
-        if errors:
-            # The other declarations are stored; a retry of the batch returns them unchanged.
-            raise AlreadyExists("; ".join(e.message for e in errors[:10]))
+        outcomes = await self._score_valid(declarations, atomic=True)
+        conflicts = [i for i, o in enumerate(outcomes) if isinstance(o, DomainError)]
+        if conflicts:
+            raise AlreadyExists(
+                "; ".join(f"declarations[{i}]: {_conflict_message(declarations[i])}" for i in conflicts[:10])
+                + "; nothing in this batch was stored",
+                metadata={"declarations": ",".join(str(i) for i in conflicts)},
+            )
         return [o for o in outcomes if isinstance(o, Assessment)]
 
     async def score_each(self, declarations: Sequence[Declaration]) -> list[Assessment | DomainError]:
@@ -98,33 +114,50 @@ class ScoringService:
                 outcomes[i] = outcome
         return [o for o in outcomes if o is not None]
 
+    def _batch_bounds(self, declarations: Sequence[Declaration]) -> list[FieldViolation]:
+        if not declarations:
+            return [FieldViolation("declarations", "at least one declaration is required")]
+        if len(declarations) > self._max_batch_size:
+            return [FieldViolation("declarations", f"has {len(declarations)} entries; at most {self._max_batch_size}")]
+        items = sum(len(d.items) for d in declarations)
+        if items > self._max_items_per_call:
+            return [FieldViolation("declarations", f"carry {items} goods items; at most {self._max_items_per_call}")]
+        return []
+
+    def _is_new_filing(self, declaration: Declaration) -> bool:
+        """Counted once per declaration: only a first version (or one of an unknown importer) is new."""
+        return declaration.version == 1 or self._history.lookup(declaration.importer.id, None)[0] == 0
+
     def _refuse_if_invalid(self, violations: list[FieldViolation]) -> None:
         if violations:
             self._observer.refused("INVALID_ARGUMENT")
             raise InvalidArgument(violations)
 
-    async def _score_valid(self, declarations: Sequence[Declaration]) -> list[Assessment | DomainError]:
+    async def _screen(self, declarations: Sequence[Declaration]) -> list[Assessment]:
+        if sum(len(d.items) for d in declarations) <= INLINE_SCREENING_ITEMS:
+            return self._screener.assess(declarations)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._screening_pool, self._screener.assess, declarations)
+
+    async def _score_valid(
+        self, declarations: Sequence[Declaration], *, atomic: bool = False
+    ) -> list[Assessment | DomainError]:
         started = time.perf_counter()
-        assessments = self._screener.assess(declarations)
+        assessments = await self._screen(declarations)
         records = [AssessmentRecord(a, d, content_hash(d)) for a, d in zip(assessments, declarations, strict=True)]
         try:
-            results: list[SaveResult] = await asyncio.wrap_future(self._store.save_many(records))
+            results: list[SaveResult] = await asyncio.wrap_future(self._store.save_many(records, atomic=atomic))
         except Exception as err:
-            log.exception("storing %d assessments failed", len(records))
+            log.error("storing %d assessments failed: %s", len(records), type(err).__name__)
             self._observer.refused("STORE_UNAVAILABLE", len(records))
             raise Unavailable("the assessment store is unavailable; retry later") from err
         outcomes: list[Assessment | DomainError] = []
         for declaration, result in zip(declarations, results, strict=True):
             if result.conflict:
                 self._observer.refused("DECLARATION_VERSION_CONFLICT")
-                outcomes.append(
-                    AlreadyExists(
-                        f"declaration {declaration.declaration_id} version {declaration.version} was already "
-                        "assessed with different content; file the amendment as a new version"
-                    )
-                )
+                outcomes.append(AlreadyExists(_conflict_message(declaration)))
                 continue
-            if result.created and declaration.lodgement_time is not None and declaration.version == 1:
+            if result.created and declaration.lodgement_time is not None and self._is_new_filing(declaration):
                 self._history.record(declaration.importer.id, declaration.lodgement_time)
             outcomes.append(result.assessment)
         self._observer.scored([o for o in outcomes if isinstance(o, Assessment)], time.perf_counter() - started)

@@ -41,6 +41,7 @@ class ValidationLimits:
     max_id_length: int = 64
     max_permit_references: int = 20
     max_containers: int = 500
+    max_lodgement_age_days: int = 3650
 
 
 class _Collector:
@@ -67,8 +68,12 @@ def validate_declaration(
     _enum(out, f"{path}.type", d.type, DeclarationType.UNSPECIFIED)
     if d.lodgement_time is None:
         out.add(f"{path}.lodgement_time", "is required")
-    elif d.lodgement_time > (now or datetime.now(UTC)) + _FUTURE_SKEW:
-        out.add(f"{path}.lodgement_time", "is more than a day in the future")
+    else:
+        now = now or datetime.now(UTC)
+        if d.lodgement_time > now + _FUTURE_SKEW:
+            out.add(f"{path}.lodgement_time", "is more than a day in the future")
+        elif d.lodgement_time < now - timedelta(days=limits.max_lodgement_age_days):
+            out.add(f"{path}.lodgement_time", f"is more than {limits.max_lodgement_age_days} days in the past")
     _identifier(out, f"{path}.customs_office", d.customs_office, limits)
     _party(out, f"{path}.declarant", d.declarant, limits, required=True)
     _party(out, f"{path}.importer", d.importer, limits, required=d.type != DeclarationType.EXPORT)

@@ -8,6 +8,7 @@ from typing import Any
 
 import grpc
 from google.protobuf import any_pb2
+from google.protobuf.message import DecodeError
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
@@ -15,6 +16,7 @@ from risk_service.domain.errors import (
     AlreadyExists,
     DomainError,
     FailedPrecondition,
+    FieldViolation,
     InvalidArgument,
     NotFound,
     Unavailable,
@@ -35,19 +37,28 @@ _CODES: list[tuple[type[DomainError], int]] = [
 def status_from_error(err: DomainError) -> status_pb2.Status:
     """google.rpc.Status with ErrorInfo, plus BadRequest field violations for invalid input."""
     code = next((c for cls, c in _CODES if isinstance(err, cls)), code_pb2.FAILED_PRECONDITION)
-    details = [_pack(error_details_pb2.ErrorInfo(reason=err.reason, domain=ERROR_DOMAIN))]
+    details = [_pack(error_details_pb2.ErrorInfo(reason=err.reason, domain=ERROR_DOMAIN, metadata=err.metadata))]
     if isinstance(err, InvalidArgument):
-        details.append(
-            _pack(
-                error_details_pb2.BadRequest(
-                    field_violations=[
-                        error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description)
-                        for v in err.violations
-                    ]
-                )
-            )
-        )
+        details.append(_pack(_bad_request(err.violations)))
     return status_pb2.Status(code=code, message=err.message, details=details)
+
+
+# Trailers over the client's metadata limit (8 KiB by default) turn the answer into
+# RESOURCE_EXHAUSTED, so the violations listed are capped and the rest counted.
+_MAX_VIOLATION_BYTES = 4096
+
+
+def _bad_request(violations: list[FieldViolation]) -> error_details_pb2.BadRequest:
+    out = error_details_pb2.BadRequest()
+    size = 0
+    for shown, v in enumerate(violations):
+        size += len(v.field.encode()) + len(v.description.encode()) + 8
+        if size > _MAX_VIOLATION_BYTES:
+            root = v.field.split(".", 1)[0].split("[", 1)[0]  # "declaration" or "declarations"
+            out.field_violations.add(field=root, description=f"and {len(violations) - shown} more violations")
+            break
+        out.field_violations.add(field=v.field, description=v.description)
+    return out
 
 
 def _pack(message: Any) -> any_pb2.Any:
@@ -57,7 +68,11 @@ def _pack(message: Any) -> any_pb2.Any:
 
 
 class ErrorInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
-    """Maps DomainError to its status; any other exception is logged and answered INTERNAL, generically."""
+    """Maps DomainError to its status; any other exception is logged and answered INTERNAL, generically.
+
+    Requests are decoded inside the guard, so bytes that are not a valid message (bad UTF-8, a
+    corrupt wire format) are INVALID_ARGUMENT instead of gRPC's own UNKNOWN with the decoder's text.
+    """
 
     async def intercept_service(
         self,
@@ -68,38 +83,55 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         if handler is None:
             return None
         method = handler_call_details.method
+        decode = handler.request_deserializer or (lambda raw: raw)
         if handler.unary_unary is not None:
             return grpc.unary_unary_rpc_method_handler(
-                _guard_unary(handler.unary_unary, method),
-                request_deserializer=handler.request_deserializer,
+                _guard_unary(handler.unary_unary, method, decode),
                 response_serializer=handler.response_serializer,
             )
         if handler.stream_stream is not None:
             return grpc.stream_stream_rpc_method_handler(
-                _guard_stream(handler.stream_stream, method),
-                request_deserializer=handler.request_deserializer,
+                _guard_stream(handler.stream_stream, method, lambda requests: _decode_each(requests, decode)),
                 response_serializer=handler.response_serializer,
             )
         if handler.unary_stream is not None:
             return grpc.unary_stream_rpc_method_handler(
-                _guard_stream(handler.unary_stream, method),
-                request_deserializer=handler.request_deserializer,
+                _guard_stream(handler.unary_stream, method, decode),
                 response_serializer=handler.response_serializer,
             )
         return handler
 
 
+class _Undecodable(InvalidArgument):
+    def __init__(self) -> None:
+        super().__init__([FieldViolation("", "the request bytes are not a valid message of this RPC")])
+
+
+def _decoded(decode: Callable[[bytes], Any], raw: bytes) -> Any:
+    try:
+        return decode(raw)
+    except DecodeError as err:
+        raise _Undecodable() from err
+
+
+async def _decode_each(requests: AsyncIterator[bytes], decode: Callable[[bytes], Any]) -> AsyncIterator[Any]:
+    async for raw in requests:
+        yield _decoded(decode, raw)
+
+
 async def _abort(context: grpc.aio.ServicerContext, err: Exception, method: str) -> None:
     if isinstance(err, DomainError):
         await context.abort_with_status(rpc_status.to_status(status_from_error(err)))
-    log.exception("unexpected error in %s", method, exc_info=err)
+    log.error("unexpected error in %s", method, exc_info=err)
     await context.abort(grpc.StatusCode.INTERNAL, "internal error; the incident was logged")
 
 
-def _guard_unary(behaviour: Callable[..., Awaitable[Any]], method: str) -> Callable[..., Awaitable[Any]]:
-    async def guarded(request: Any, context: grpc.aio.ServicerContext) -> Any:
+def _guard_unary(
+    behaviour: Callable[..., Awaitable[Any]], method: str, decode: Callable[[bytes], Any]
+) -> Callable[..., Awaitable[Any]]:
+    async def guarded(raw: bytes, context: grpc.aio.ServicerContext) -> Any:
         try:
-            return await behaviour(request, context)
+            return await behaviour(_decoded(decode, raw), context)
         except grpc.aio.AbortError:
             raise
         except Exception as err:
@@ -108,10 +140,12 @@ def _guard_unary(behaviour: Callable[..., Awaitable[Any]], method: str) -> Calla
     return guarded
 
 
-def _guard_stream(behaviour: Callable[..., AsyncIterator[Any]], method: str) -> Callable[..., AsyncIterator[Any]]:
+def _guard_stream(
+    behaviour: Callable[..., AsyncIterator[Any]], method: str, decode: Callable[[Any], Any]
+) -> Callable[..., AsyncIterator[Any]]:
     async def guarded(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
         try:
-            async for response in behaviour(request, context):
+            async for response in behaviour(decode(request), context):
                 yield response
         except grpc.aio.AbortError:
             raise

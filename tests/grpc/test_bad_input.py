@@ -81,7 +81,8 @@ def test_a_missing_declaration_is_refused(stub) -> None:  # type: ignore[no-unty
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 
-_text = st.text(max_size=80)
+# Over-long strings are built cheaply so examples stay small for hypothesis.
+_text = st.one_of(st.text(max_size=60), st.integers(500, 700).map(lambda n: "é" * n))
 _number = st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.floats(-1e6, 1e9))
 _items = st.lists(
     st.builds(
@@ -135,7 +136,7 @@ def declarations(draw: st.DrawFn) -> declaration_pb2.Declaration:
     return message
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(message=declarations())
 def test_no_declaration_makes_the_server_fail(stub, message: declaration_pb2.Declaration) -> None:  # type: ignore[no-untyped-def]
     try:
@@ -145,3 +146,53 @@ def test_no_declaration_makes_the_server_fail(stub, message: declaration_pb2.Dec
         assert err.code() in {grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.ALREADY_EXISTS}, err.details()
         if err.code() == grpc.StatusCode.INVALID_ARGUMENT:
             assert all(path.startswith("declaration") for path in field_violations(err))
+
+
+def test_bytes_that_are_not_a_message_are_invalid_argument(channel) -> None:  # type: ignore[no-untyped-def]
+    raw_unary = channel.unary_unary("/risk.v1.RiskScoringService/ScoreDeclaration")
+    for garbage in (b"\x0a\x05\x0a\x03\xff\xfe\xfd", b"\xff\xff\xff\xff", b"\x0a\xff\x01"):
+        with pytest.raises(grpc.RpcError) as info:
+            raw_unary(garbage, timeout=10)
+        assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT, info.value.details()
+        assert "Decode" not in (info.value.details() or "")
+
+
+def test_a_corrupt_stream_message_ends_the_stream_with_invalid_argument(channel) -> None:  # type: ignore[no-untyped-def]
+    raw_stream = channel.stream_stream("/risk.v1.RiskScoringService/StreamScoreDeclarations")
+    good = pb.StreamScoreDeclarationsRequest(declaration=declaration_pb()).SerializeToString()
+    call = raw_stream(iter([good, b"\xff\xff\xff"]), timeout=10)
+    with pytest.raises(grpc.RpcError) as info:
+        list(call)
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(raw=st.binary(max_size=300))
+def test_no_byte_string_makes_the_server_fail(channel, raw: bytes) -> None:  # type: ignore[no-untyped-def]
+    raw_unary = channel.unary_unary("/risk.v1.RiskScoringService/ScoreDeclaration")
+    try:
+        raw_unary(raw, timeout=10)
+    except grpc.RpcError as err:
+        assert err.code() in {grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.ALREADY_EXISTS}, err.details()
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(batch=st.lists(declarations(), min_size=1, max_size=3))
+def test_no_batch_or_stream_makes_the_server_fail(stub, batch: list[declaration_pb2.Declaration]) -> None:  # type: ignore[no-untyped-def]
+    try:
+        stub.ScoreDeclarations(pb.ScoreDeclarationsRequest(declarations=batch), timeout=10)
+    except grpc.RpcError as err:
+        assert err.code() in {grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.ALREADY_EXISTS}, err.details()
+    requests = [pb.StreamScoreDeclarationsRequest(declaration=d) for d in batch]
+    responses = list(stub.StreamScoreDeclarations(iter(requests), timeout=10))
+    assert len(responses) == len(batch)
+    for r in responses:
+        if r.WhichOneof("result") == "error":
+            assert r.error.code in {grpc.StatusCode.INVALID_ARGUMENT.value[0], grpc.StatusCode.ALREADY_EXISTS.value[0]}
+
+
+def test_a_flood_of_violations_still_answers_invalid_argument(stub) -> None:  # type: ignore[no-untyped-def]
+    items = tuple(item(item_number=i, hs_code="bad", origin_country="XX", description="") for i in range(1, 400))
+    paths = refuse(stub, declaration_to_pb(declaration(items=items)))
+    assert "declaration.items[0].hs_code" in paths
+    assert len(paths) < 400  # capped so the trailers fit the client's metadata limit; the rest are counted

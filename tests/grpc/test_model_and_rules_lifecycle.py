@@ -93,6 +93,17 @@ def test_rule_set_reloads_without_restart_and_a_broken_file_keeps_the_old_set(tm
         rules.write_text(text.replace(f'version: "{original}"', 'version: "test-reloaded"', 1))
         wait_for(lambda: score(stub).rule_set_version == "test-reloaded")
         rules.write_text("version: broken\nrules:\n  - id: X\n    condition: 'item.nope >'\n")
-        time.sleep(0.5)
+        wait_for(rules_reload_failed)
         score_version = score(stub).rule_set_version
+        # a nesting too deep for the parser is refused the same way and the server keeps serving
+        rules.write_text("rules: " + "[" * 5000 + "\n")
+        time.sleep(0.5)
+        assert score(stub).rule_set_version == "test-reloaded"
     assert original and score_version == "test-reloaded"
+
+
+def rules_reload_failed() -> bool:
+    """Read off the gauge the service exports (the server runs in this process)."""
+    from prometheus_client import REGISTRY
+
+    return REGISTRY.get_sample_value("risk_rules_reload_failed") == 1.0

@@ -138,3 +138,25 @@ def test_reflection_lists_the_services(channel) -> None:  # type: ignore[no-unty
     responses = stub.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")]), timeout=5)
     names = {s.name for r in responses for s in r.list_services_response.service}
     assert {"risk.v1.RiskScoringService", "grpc.health.v1.Health"} <= names
+
+
+def test_a_batch_with_a_conflicting_version_stores_nothing_and_names_it(server: ServerThread, stub) -> None:  # type: ignore[no-untyped-def]
+    earlier = declaration()
+    score(stub, declaration_to_pb(earlier))
+    fresh = [declaration(), declaration()]
+    batch = [fresh[0], replace(earlier, invoice_amount=earlier.invoice_amount * 2), fresh[1]]
+    request = pb.ScoreDeclarationsRequest(declarations=[declaration_to_pb(d) for d in batch])
+    with pytest.raises(grpc.RpcError) as info:
+        stub.ScoreDeclarations(request, timeout=10)
+    assert info.value.code() == grpc.StatusCode.ALREADY_EXISTS
+    assert error_reason(info.value) == "DECLARATION_VERSION_CONFLICT"
+    assert "declarations[1]" in (info.value.details() or "")
+    store = SqlAssessmentStore(server.settings.resolved_database_url)
+    try:
+        assert all(store.get(d.declaration_id, 1) is None for d in fresh)
+    finally:
+        store.close()
+    # the batch without the conflict goes through, and a retry of it returns the same assessments
+    ok = pb.ScoreDeclarationsRequest(declarations=[declaration_to_pb(d) for d in fresh])
+    first = stub.ScoreDeclarations(ok, timeout=10)
+    assert stub.ScoreDeclarations(ok, timeout=10) == first

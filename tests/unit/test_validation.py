@@ -33,6 +33,8 @@ def test_a_clean_declaration_has_no_violations() -> None:
         ({"type": DeclarationType.UNSPECIFIED}, "declaration.type"),
         ({"lodgement_time": None}, "declaration.lodgement_time"),
         ({"lodgement_time": datetime(2999, 1, 1, tzinfo=UTC)}, "declaration.lodgement_time"),
+        ({"lodgement_time": datetime(1, 1, 1, tzinfo=UTC)}, "declaration.lodgement_time"),
+        ({"lodgement_time": datetime(1970, 1, 1, tzinfo=UTC)}, "declaration.lodgement_time"),
         ({"customs_office": ""}, "declaration.customs_office"),
         ({"declarant": Party("")}, "declaration.declarant.id"),
         ({"importer": Party("")}, "declaration.importer.id"),

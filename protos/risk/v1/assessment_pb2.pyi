@@ -185,8 +185,11 @@ class Assessment(_message.Message):
     channel: Global___Channel.ValueType
     """Channel assigned."""
     risk_score: _builtins.float
-    """Overall risk in 0..1: the calibrated model probability that an inspection finds
-    something, combined with rule weights.
+    """Overall risk in 0..1. It starts from model_score, the calibrated probability that an
+    inspection finds something, and folds in the rules: each positive weight is read as the
+    probability that the indicator alone leads to a finding (noisy-OR, assuming independence),
+    each negative weight (a credit) scales the result down. With no weighted rule hit it equals
+    model_score; with no model it rests on rule weights alone.
     """
     model_score: _builtins.float
     """Calibrated model probability for the riskiest item; absent when no model scored."""

@@ -1,0 +1,50 @@
+"""The Prometheus endpoint says whether a model scores, which versions serve, and what was assessed."""
+
+from __future__ import annotations
+
+import socket
+import urllib.request
+from pathlib import Path
+
+from protos.risk.v1 import risk_scoring_service_pb2 as pb
+from tests.builders import declaration_pb
+from tests.grpc.conftest import Registry
+from tests.serving import ServerThread, make_settings
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def scrape(port: int) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        return str(response.read().decode())
+
+
+def metric(text: str, prefix: str) -> float:
+    values = [float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(prefix)]
+    assert values, f"no sample starting with {prefix}"
+    return sum(values)
+
+
+def test_metrics_report_the_model_in_service_and_assessments(tmp_path: Path, registry: Registry) -> None:
+    port = free_port()
+    settings = make_settings(tmp_path, tracking_uri=registry.tracking_uri, server={"metrics_port": port})
+    with ServerThread(settings) as server, server.channel() as channel:
+        before = metric(scrape(port), "risk_assessments_total{") if "risk_assessments_total{" in scrape(port) else 0
+        server.stub(channel).ScoreDeclaration(pb.ScoreDeclarationRequest(declaration=declaration_pb()), timeout=10)
+        text = scrape(port)
+    assert metric(text, "risk_model_available") == 1.0
+    assert f'model_version="{registry.version}"' in text
+    assert metric(text, 'risk_assessments_total{channel="') == before + 1
+    assert metric(text, "risk_rules_reload_failed") == 0.0
+
+
+def test_metrics_say_when_rules_alone_score(tmp_path: Path) -> None:
+    port = free_port()
+    with ServerThread(make_settings(tmp_path, server={"metrics_port": port})):
+        text = scrape(port)
+    assert metric(text, "risk_model_available") == 0.0
+    assert 'model_status="UNAVAILABLE"' in text
