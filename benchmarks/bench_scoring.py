@@ -43,7 +43,7 @@ class DeclarationFactory:
         from training.synthetic import generate_history
 
         history = generate_history(n_declarations, seed=1000 + seed, start=date(2026, 1, 1), days=300)
-        self._declarations = [_to_pb(rows, run) for _, rows in history.groupby("declaration_id", sort=False)]
+        self._declarations = _declarations_from_history(history, run)
         self._n = 0
 
     def __call__(self) -> declaration_pb2.Declaration:
@@ -57,43 +57,48 @@ class DeclarationFactory:
         return d
 
 
-def _to_pb(rows: Any, run: str) -> declaration_pb2.Declaration:
-    first = rows.iloc[0]
-    d = declaration_pb2.Declaration(
-        declaration_id=f"B{run}-{first.declaration_id}",
-        version=1,
-        type=int(first.declaration_type),  # type: ignore[arg-type]
-        customs_office=first.customs_office,
-        declarant=declaration_pb2.Party(id=first.declarant_id),
-        importer=declaration_pb2.Party(id=first.importer_id, name="Importer"),
-        exporter=declaration_pb2.Party(id=first.exporter_id),
-        aeo_status=int(first.aeo_status),  # type: ignore[arg-type]
-        export_country=first.export_country,
-        origin_country=first.origin_country,
-        destination_country="KR",
-        transport_mode=int(first.transport_mode),  # type: ignore[arg-type]
-        transport_document_number=f"BL{first.declaration_id}",
-        incoterm="FOB",
-        invoice_currency="KRW",
-        invoice_amount=float(rows.customs_value.sum()),
-    )
-    d.lodgement_time.FromDatetime(first.lodgement_time.to_pydatetime())
-    for r in rows.itertuples():
+def _declarations_from_history(history: Any, run: str) -> list[declaration_pb2.Declaration]:
+    """One proto per declaration; rows of a declaration are adjacent in the history frame."""
+    cols = {name: history[name].tolist() for name in history.columns}
+    out: list[declaration_pb2.Declaration] = []
+    for i, declaration_id in enumerate(cols["declaration_id"]):
+        if cols["item_number"][i] == 1:
+            d = declaration_pb2.Declaration(
+                declaration_id=f"B{run}-{declaration_id}",
+                version=1,
+                type=cols["declaration_type"][i],
+                customs_office=cols["customs_office"][i],
+                declarant=declaration_pb2.Party(id=cols["declarant_id"][i]),
+                importer=declaration_pb2.Party(id=cols["importer_id"][i], name="Importer"),
+                exporter=declaration_pb2.Party(id=cols["exporter_id"][i]),
+                aeo_status=cols["aeo_status"][i],
+                export_country=cols["export_country"][i],
+                origin_country=cols["origin_country"][i],
+                destination_country="KR",
+                transport_mode=cols["transport_mode"][i],
+                transport_document_number=f"BL{declaration_id}",
+                incoterm="FOB",
+                invoice_currency="KRW",
+            )
+            d.lodgement_time.FromDatetime(cols["lodgement_time"][i].to_pydatetime())
+            out.append(d)
+        d = out[-1]
+        d.invoice_amount += cols["customs_value"][i]
         d.items.add(
-            item_number=int(r.item_number),
-            hs_code=r.hs_code,
-            description=r.description,
-            quantity=float(r.quantity),
-            quantity_unit=r.quantity_unit,
-            net_mass_kg=float(r.net_mass_kg),
-            gross_mass_kg=float(r.gross_mass_kg),
-            customs_value=float(r.customs_value),
-            origin_country=r.origin_country,
-            preference_claimed="FTA" if r.preference_claimed else "",
-            permit_references=[f"PRM-{r.declaration_id}-{k}" for k in range(int(r.permit_count))],
-            duties_and_taxes=[declaration_pb2.DutyTax(type_code="B00", amount=float(r.duties_and_taxes))],
+            item_number=cols["item_number"][i],
+            hs_code=cols["hs_code"][i],
+            description=cols["description"][i],
+            quantity=cols["quantity"][i],
+            quantity_unit=cols["quantity_unit"][i],
+            net_mass_kg=cols["net_mass_kg"][i],
+            gross_mass_kg=cols["gross_mass_kg"][i],
+            customs_value=cols["customs_value"][i],
+            origin_country=cols["origin_country"][i],
+            preference_claimed="FTA" if cols["preference_claimed"][i] else "",
+            permit_references=[f"PRM-{declaration_id}-{k}" for k in range(cols["permit_count"][i])],
+            duties_and_taxes=[declaration_pb2.DutyTax(type_code="B00", amount=cols["duties_and_taxes"][i])],
         )
-    return d
+    return out
 
 
 def percentile(values: list[float], q: float) -> float:
