@@ -165,8 +165,11 @@ def _text(out: _Collector, path: str, value: str, limits: ValidationLimits, *, r
         out.add(path, "contains control characters")
 
 
+_CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+
+
 def _has_control_characters(value: str) -> bool:
-    return any(ord(ch) < 32 and ch not in "\t\n\r" for ch in value)
+    return _CONTROL_CHARACTERS.search(value) is not None
 
 
 def _country(out: _Collector, path: str, value: str) -> None:

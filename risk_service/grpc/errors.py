@@ -74,15 +74,26 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     corrupt wire format) are INVALID_ARGUMENT instead of gRPC's own UNKNOWN with the decoder's text.
     """
 
+    def __init__(self) -> None:
+        # Wrapping is per method, not per call: handlers are fixed once the server has started.
+        self._guarded: dict[str, grpc.RpcMethodHandler] = {}
+
     async def intercept_service(
         self,
         continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
         handler_call_details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler:
-        handler = await continuation(handler_call_details)
-        if handler is None:
-            return None
         method = handler_call_details.method
+        guarded = self._guarded.get(method)
+        if guarded is None:
+            handler = await continuation(handler_call_details)
+            if handler is None:
+                return None
+            guarded = self._guarded[method] = self._guard(handler, method)
+        return guarded
+
+    @staticmethod
+    def _guard(handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
         decode = handler.request_deserializer or (lambda raw: raw)
         if handler.unary_unary is not None:
             return grpc.unary_unary_rpc_method_handler(
