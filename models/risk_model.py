@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -48,6 +49,9 @@ class RiskModel:
         self.metrics: dict[str, float] = dict(metrics or {})
         self.params: dict[str, Any] = dict(params or {})
         self._single_row = SingleRowPredictor(booster)
+        # Screening runs on the event loop and on a worker thread; LightGBM's predict types share
+        # booster state (iteration range, depth for contributions), so calls are serialised.
+        self._lock = threading.Lock()
         booster_names = tuple(booster.feature_name())
         if booster_names != self.feature_names:
             raise ModelSchemaError(
@@ -57,9 +61,10 @@ class RiskModel:
     def raw_scores(self, matrix: np.ndarray) -> np.ndarray:
         """Uncalibrated booster probabilities; single-threaded (a second OpenMP thread only spins here)."""
         m = _as_matrix(matrix)
-        if m.shape[0] == 1:  # the unary hot path: LightGBM's fast single-row API
-            return np.array([self._single_row.predict(m[0])], dtype=np.float64)
-        return np.asarray(self.booster.predict(m, num_threads=1), dtype=np.float64)
+        with self._lock:
+            if m.shape[0] == 1:  # the unary hot path: LightGBM's fast single-row API
+                return np.array([self._single_row.predict(m[0])], dtype=np.float64)
+            return np.asarray(self.booster.predict(m, num_threads=1), dtype=np.float64)
 
     def predict_proba(self, matrix: np.ndarray) -> np.ndarray:
         """Calibrated probability of a finding, shape (rows,), in [0, 1]."""
@@ -70,7 +75,8 @@ class RiskModel:
 
         About 50 predictions' worth of work a row: call it only for rows an officer will read.
         """
-        out = self.booster.predict(_as_matrix(matrix), pred_contrib=True, num_threads=1)
+        with self._lock:
+            out = self.booster.predict(_as_matrix(matrix), pred_contrib=True, num_threads=1)
         return np.asarray(out, dtype=np.float64)
 
     def check_schema(self, expected_feature_names: Sequence[str]) -> None:

@@ -10,8 +10,9 @@ from datetime import datetime
 class ImporterHistory:
     """Importer id -> (first filing time, filings): warmed from the store, updated as filings are stored.
 
-    Only the scoring event loop mutates it, so it needs no lock. Replicas each hold their own
-    view; the store stays the source of truth and is re-read at start-up.
+    Only the scoring event loop mutates it; the screening worker thread only reads, and each read
+    or write is a single dict operation, atomic under the GIL. Replicas each hold their own view;
+    the store stays the source of truth and is re-read at start-up.
     """
 
     def __init__(self, known: Mapping[str, tuple[datetime, int]] | None = None) -> None:

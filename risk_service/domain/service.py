@@ -151,6 +151,13 @@ class ScoringService:
             log.error("storing %d assessments failed: %s", len(records), type(err).__name__)
             self._observer.refused("STORE_UNAVAILABLE", len(records))
             raise Unavailable("the assessment store is unavailable; retry later") from err
+        if atomic and any(r.conflict for r in results):
+            # Nothing of the batch was written: refuse all of it, count none of it as scored.
+            self._observer.refused("BATCH_ROLLED_BACK", len(results))
+            return [
+                AlreadyExists(_conflict_message(d)) if r.conflict else r.assessment
+                for d, r in zip(declarations, results, strict=True)
+            ]
         outcomes: list[Assessment | DomainError] = []
         for declaration, result in zip(declarations, results, strict=True):
             if result.conflict:

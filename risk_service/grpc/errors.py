@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -151,9 +152,11 @@ def _guard_unary(
     return guarded
 
 
-def _guard_stream(
-    behaviour: Callable[..., AsyncIterator[Any]], method: str, decode: Callable[[Any], Any]
-) -> Callable[..., AsyncIterator[Any]]:
+def _guard_stream(behaviour: Callable[..., Any], method: str, decode: Callable[[Any], Any]) -> Callable[..., Any]:
+    if not inspect.isasyncgenfunction(behaviour):
+        # A streaming handler may also be a coroutine that writes with context.write (health Watch).
+        return _guard_unary(behaviour, method, decode)
+
     async def guarded(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
         try:
             async for response in behaviour(decode(request), context):

@@ -48,3 +48,28 @@ def test_metrics_say_when_rules_alone_score(tmp_path: Path) -> None:
         text = scrape(port)
     assert metric(text, "risk_model_available") == 0.0
     assert 'model_status="UNAVAILABLE"' in text
+
+
+def test_a_rolled_back_batch_is_not_counted_as_scored(tmp_path: Path, registry: Registry) -> None:
+    import grpc
+    import pytest
+
+    from tests.builders import declaration, declaration_to_pb
+
+    port = free_port()
+    settings = make_settings(tmp_path, tracking_uri=registry.tracking_uri, server={"metrics_port": port})
+    with ServerThread(settings) as server, server.channel() as channel:
+        stub = server.stub(channel)
+        earlier = declaration()
+        stub.ScoreDeclaration(pb.ScoreDeclarationRequest(declaration=declaration_to_pb(earlier)), timeout=10)
+        text = scrape(port)
+        before = metric(text, 'risk_assessments_total{channel="')
+        rolled_back = 'risk_refused_total{reason="BATCH_ROLLED_BACK"}'
+        refused_before = metric(text, rolled_back) if rolled_back in text else 0.0
+        changed = declaration(declaration_id=earlier.declaration_id, invoice_amount=1.0)
+        batch = [declaration_to_pb(d) for d in (declaration(), changed, declaration())]
+        with pytest.raises(grpc.RpcError):
+            stub.ScoreDeclarations(pb.ScoreDeclarationsRequest(declarations=batch), timeout=10)
+        text = scrape(port)
+    assert metric(text, 'risk_assessments_total{channel="') == before
+    assert metric(text, rolled_back) == refused_before + 3

@@ -160,3 +160,11 @@ def test_a_batch_with_a_conflicting_version_stores_nothing_and_names_it(server: 
     ok = pb.ScoreDeclarationsRequest(declarations=[declaration_to_pb(d) for d in fresh])
     first = stub.ScoreDeclarations(ok, timeout=10)
     assert stub.ScoreDeclarations(ok, timeout=10) == first
+
+
+def test_health_watch_streams_the_status(channel) -> None:  # type: ignore[no-untyped-def]
+    health = health_pb2_grpc.HealthStub(channel)
+    call = health.Watch(health_pb2.HealthCheckRequest(service="risk.v1.RiskScoringService"), timeout=5)
+    first = next(iter(call))
+    call.cancel()
+    assert first.status == health_pb2.HealthCheckResponse.SERVING

@@ -36,6 +36,10 @@ def test_a_batch_gives_the_same_rows_as_one_declaration_at_a_time() -> None:
     history = generate_history(60, seed=12, start=date(2026, 1, 1), days=30)
     declarations = declarations_from_history(history)
     known = ImporterHistory()
+    for earlier in declarations[:30]:  # so importer features are not all "new"
+        assert earlier.lodgement_time is not None
+        known.record(earlier.importer.id, earlier.lodgement_time)
+    assert any(known.lookup(d.importer.id, d.lodgement_time)[0] > 0 for d in declarations)
     batch, spans = declaration_columns(declarations, known)
     singles = [declaration_columns([d], known)[0] for d in declarations]
     for name, column in batch.items():
