@@ -10,6 +10,8 @@ from typing import Protocol
 
 import numpy as np
 
+from features import FeatureState
+
 log = logging.getLogger(__name__)
 
 
@@ -18,6 +20,11 @@ class ScoringModel(Protocol):
 
     @property
     def feature_names(self) -> Sequence[str]: ...
+
+    @property
+    def feature_state(self) -> FeatureState | None:
+        """The reference bands learned with the model; None when it has none."""
+        ...
 
     def predict_proba(self, matrix: np.ndarray) -> np.ndarray: ...
 

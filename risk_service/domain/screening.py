@@ -43,7 +43,7 @@ class Screener:
         loaded = self.models.current
         rule_set = self.rules.current
         columns, spans = declaration_columns(declarations, self.history)
-        state = getattr(loaded.model, "feature_state", None) if loaded else None
+        state = loaded.model.feature_state if loaded else None
         matrix = features.build_feature_matrix(columns, state)
         probabilities = loaded.model.predict_proba(matrix) if loaded else None
         now = self.clock()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from alembic import command
@@ -23,24 +24,22 @@ def _config(url: str) -> Config:
 
 def upgrade(url: str, revision: str = "head") -> None:
     """Brings the schema up to `revision`; a no-op when already there."""
-    engine = create_engine(url)
-    try:
-        with engine.begin() as conn:
-            config = _config(url)
-            config.attributes["connection"] = conn
-            command.upgrade(config, revision)
-    finally:
-        engine.dispose()
+    _run(command.upgrade, url, revision)
 
 
 def downgrade(url: str, revision: str) -> None:
     """Takes the schema back to `revision` ("base" drops every table the migrations made)."""
+    _run(command.downgrade, url, revision)
+
+
+def _run(step: Callable[[Config, str], None], url: str, revision: str) -> None:
+    """Runs an alembic command in one transaction on a connection of our own engine."""
     engine = create_engine(url)
     try:
         with engine.begin() as conn:
             config = _config(url)
             config.attributes["connection"] = conn
-            command.downgrade(config, revision)
+            step(config, revision)
     finally:
         engine.dispose()
 

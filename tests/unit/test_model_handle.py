@@ -11,6 +11,7 @@ from risk_service.domain.model_handle import ModelHandle
 
 class ConstantModel:
     feature_names = ("a",)
+    feature_state = None
 
     def __init__(self, p: float) -> None:
         self.p = p
