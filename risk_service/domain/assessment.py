@@ -57,3 +57,4 @@ class Assessment:
     model_version: str
     rule_set_version: str
     assessment_time: datetime
+    controlled_goods_version: str = ""  # version of the controlled goods table permits were checked against

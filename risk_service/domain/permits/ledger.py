@@ -1,0 +1,88 @@
+"""The permit ledger's vocabulary: what a declaration draws from permits, and what the ledger refused."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from datetime import datetime
+
+from risk_service.domain.permits.model import PermitState
+
+
+@dataclass(frozen=True, slots=True)
+class PermitDraw:
+    """What one goods item draws from one goods line of a permit, in the line's unit."""
+
+    permit_id: str
+    line_number: int
+    item_number: int
+    quantity: float  # converted to the permit line's unit; 0 when the line limits only value
+    value: float  # customs value in national currency
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerClaim:
+    """What one declaration version asks of the ledger; settled atomically with its assessment.
+
+    An amendment's claim replaces every draw and use of the declaration's earlier versions.
+    """
+
+    draws: tuple[PermitDraw, ...] = ()
+    single_use_permits: tuple[str, ...] = ()  # single-use permits the declaration validly cites
+
+    @property
+    def permit_ids(self) -> frozenset[str]:
+        return frozenset(d.permit_id for d in self.draws) | frozenset(self.single_use_permits)
+
+
+class RefusalKind(enum.Enum):
+    BALANCE = "BALANCE"  # quantity or value above what remains on the line
+    ALREADY_USED = "ALREADY_USED"  # a single-use permit another declaration used first
+    NOT_USABLE = "NOT_USABLE"  # suspended, revoked or gone by the time the draw was settled
+
+
+@dataclass(frozen=True, slots=True)
+class DrawRefusal:
+    """Why the ledger refused a claim; the declaration then draws nothing and its assessment is flagged."""
+
+    kind: RefusalKind
+    permit_id: str
+    line_number: int = 0  # 0 for permit-level refusals
+    item_numbers: tuple[int, ...] = ()
+    unit: str = ""
+    requested_quantity: float = 0.0
+    remaining_quantity: float | None = None  # None: quantity not limited
+    requested_value: float = 0.0
+    remaining_value: float | None = None  # None: value not limited
+    used_by: str = ""  # ALREADY_USED: the declaration that used the permit
+
+
+@dataclass(frozen=True, slots=True)
+class DrawRecord:
+    """A stored draw, as the reconciliation report lists it."""
+
+    declaration_id: str
+    declaration_version: int
+    line_number: int
+    item_number: int
+    quantity: float
+    value: float
+    drawn_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class CancellationResult:
+    """What cancelling a declaration returned to permit balances."""
+
+    declaration_id: str
+    released: tuple[DrawRecord, ...]
+    cancelled_at: datetime
+    created: bool  # False for a retry of an earlier cancellation
+
+
+@dataclass(frozen=True, slots=True)
+class PermitUsage:
+    """One permit in the reconciliation report: its balances and every draw made from it."""
+
+    state: PermitState
+    draws: tuple[DrawRecord, ...]
