@@ -38,6 +38,18 @@ class AlreadyExists(DomainError):
     reason = "DECLARATION_VERSION_CONFLICT"
 
 
+class PermitExists(AlreadyExists):
+    """A submission for a permit id that is already registered; amend it instead."""
+
+    reason = "PERMIT_EXISTS"
+
+
+class RequestIdConflict(AlreadyExists):
+    """A request id reused for a different change; request ids make retries idempotent, so they must not be recycled."""
+
+    reason = "REQUEST_ID_CONFLICT"
+
+
 class NotFound(DomainError):
     reason = "NOT_FOUND"
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import math
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -106,3 +107,11 @@ class PermitChange:
     reason: str
     change_time: datetime
     permit: Permit  # the permit after the change; permit.version is the new version
+
+
+@dataclass(frozen=True, slots=True)
+class ItemPermitFacts:
+    """Permit facts of one goods item that become model features (NaN when no cited permit tells)."""
+
+    balance_used: float = math.nan  # largest share of a cited line's authorised quantity drawn before this filing
+    days_to_expiry: float = math.nan  # days from lodgement to the earliest end of validity among cited permits
