@@ -20,6 +20,9 @@ _F = FEATURE_INDEX
 _N_FEATURES = len(FEATURE_NAMES)
 _NUMERIC_COLUMNS = tuple(k for k, kind in RAW_COLUMNS.items() if kind != "str")
 _PASS_THROUGH = _NUMERIC_COLUMNS[5:]  # copied as they are; contiguous in both RAW_COLUMNS and FEATURE_NAMES
+# Days to expiry turn negative once a cited permit has expired, which is the signal itself; the
+# sweep that reads other negative numbers as missing skips it.
+_SIGNED_ROW = _NUMERIC_COLUMNS.index("permit_days_to_expiry")
 _PASS_START = _F[_PASS_THROUGH[0]]
 _CODED_START = _F["hs_chapter"]
 assert _NUMERIC_COLUMNS[:5] == ("customs_value", "net_mass_kg", "gross_mass_kg", "quantity", "duties_and_taxes")
@@ -39,11 +42,12 @@ assert FEATURE_NAMES[:3] == ("unit_value_ratio", "unit_value_zscore", "unit_valu
 def build_feature_matrix(columns: Mapping[str, np.ndarray], state: FeatureState | None) -> np.ndarray:
     """float64 matrix (rows, len(FEATURE_NAMES)), C-contiguous; NaN where an input is missing or meaningless.
 
-    Every raw number must be finite and non-negative; anything else reads as missing. The work is
-    vectorised numpy plus one cached parse and dict lookup per row for codes and HS bands, so it
-    is cheap for one row on the request path (a few dozen numpy calls, no per-feature branches)
-    and for a million rows in training. It fills the transposed matrix (one feature per row)
-    because whole-row writes are the cheap ones. Without a state the HS band features are NaN.
+    Every raw number must be finite and non-negative (permit_days_to_expiry only finite); anything
+    else reads as missing. The work is vectorised numpy plus one cached parse and dict lookup per
+    row for codes and HS bands, so it is cheap for one row on the request path (a few dozen numpy
+    calls, no per-feature branches) and for a million rows in training. It fills the transposed
+    matrix (one feature per row) because whole-row writes are the cheap ones. Without a state the
+    HS band features are NaN.
     """
     try:
         hs_codes = columns["hs_code"]
@@ -62,7 +66,9 @@ def build_feature_matrix(columns: Mapping[str, np.ndarray], state: FeatureState 
         raise ValueError("raw columns differ in length")
 
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        signed = num[_SIGNED_ROW].copy()  # an infinity in it is swept from `out` at the end
         num[~np.isfinite(np.sqrt(num))] = NAN  # negative, infinite or NaN -> missing
+        num[_SIGNED_ROW] = signed
         value, net, gross, quantity, duties = num[:5]
         log_value = np.log(value)  # -inf for zero, made NaN by the sweep below
         log_vpk = log_value - np.log(net)

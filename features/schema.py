@@ -21,6 +21,12 @@ RAW_COLUMNS: Mapping[str, str] = MappingProxyType(
         "aeo_status": "int",  # 1 none .. 4 full
         "preference_claimed": "int",  # 0/1
         "permit_count": "int",
+        # largest share of a cited permit line's authorised quantity drawn before this filing (above 1:
+        # overdrawn); NaN when no cited permit limits quantity
+        "permit_balance_used": "float",
+        # days from lodgement to the earliest end of validity among cited permits, negative once expired;
+        # NaN when no cited permit has an end
+        "permit_days_to_expiry": "float",
         "item_count": "int",  # goods items in the declaration
         "importer_prior_filings": "float",  # declarations by this importer strictly before this one
         "importer_days_known": "float",  # days since the importer was first seen; NaN when new
@@ -52,6 +58,8 @@ FEATURE_NAMES: tuple[str, ...] = (
     "aeo_status",
     "preference_claimed",
     "permit_count",
+    "permit_balance_used",
+    "permit_days_to_expiry",  # the one signed raw number: negative means cited after expiry
     "item_count",
     "importer_prior_filings",
     "importer_days_known",

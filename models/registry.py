@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
 
 from features import FEATURE_NAMES
-from models.risk_model import ARTIFACT_FORMAT_VERSION, RiskModel
+from models.risk_model import ARTIFACT_FORMAT_VERSION, ModelSchemaError, RiskModel
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -127,6 +127,27 @@ def resolve_alias(tracking_uri: str, model_name: str, alias: str) -> str | None:
         raise
     version = (registered.aliases or {}).get(alias)
     return str(version) if version is not None else None
+
+
+def has_feature_schema(
+    tracking_uri: str, model_name: str, version: str, feature_names: Sequence[str] = FEATURE_NAMES
+) -> bool:
+    """Whether the version takes exactly `feature_names`, in order.
+
+    Reads the version's schema tag; only a version without one (registered by other means) is
+    downloaded and loaded to find out. A version whose artifact cannot be read does not match.
+    """
+    tags = _client(tracking_uri).get_model_version(model_name, str(version)).tags or {}
+    tagged = tags.get(FEATURE_SCHEMA_TAG)
+    if tagged is not None:
+        return bool(tagged == feature_schema_hash(feature_names))
+    log.info("%s version %s has no %s tag; loading it to read its features", model_name, version, FEATURE_SCHEMA_TAG)
+    try:
+        model = load_version(tracking_uri, model_name, version, expected_feature_names=None)
+    except ModelSchemaError as err:
+        log.warning("%s version %s cannot be read: %s", model_name, version, err)
+        return False
+    return model.feature_names == tuple(feature_names)
 
 
 def load_version(

@@ -1,4 +1,4 @@
-"""The demo champion: trains and registers a model on synthetic history unless the alias resolves."""
+"""The demo champion: trains and registers a model on synthetic history unless the alias names a usable one."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import logging
 import time
 from datetime import date
 
+from features import FEATURE_NAMES
 from models import registry
 from training.synthetic import generate_history
 from training.train import train_model
@@ -28,12 +29,22 @@ def ensure_demo_champion(
 ) -> str:
     """The version `model_name@alias` names; trains, registers and aliases one first if there is none.
 
-    Idempotent: a second call finds the alias and returns its version without training.
+    Also trains one when the aliased version takes other features than this code builds (an
+    upgrade added some): serving would refuse it and score on rules only. The alias then moves to
+    the new version and the old one stays registered. The check reads the version's tags, not the
+    model. Idempotent: a second call finds a current alias and returns its version without training.
     """
     existing = registry.resolve_alias(tracking_uri, model_name, alias)
     if existing is not None:
-        log.info("%s@%s is version %s; no demo training needed", model_name, alias, existing)
-        return existing
+        if registry.has_feature_schema(tracking_uri, model_name, existing, FEATURE_NAMES):
+            log.info("%s@%s is version %s; no demo training needed", model_name, alias, existing)
+            return existing
+        log.warning(
+            "%s@%s is version %s, trained on another feature schema; training a new demo champion",
+            model_name,
+            alias,
+            existing,
+        )
     started = time.perf_counter()
     log.info("generating %d synthetic declarations (seed %d)", n_declarations, seed)
     history = generate_history(n_declarations, seed=seed, start=DEMO_START, days=DEMO_DAYS)

@@ -7,6 +7,8 @@ The world (HS catalogue, countries, duty rates) is fixed; `seed` draws the filin
 - origin laundering: anti-dumping goods (chapters 72, 73, 76, 85) declared as of an FTA origin
   with preference claimed while dispatched from a different, risky country (CN, HK);
 - missing permits on goods that need one;
+- permit abuse: a cited permit drawn close to or past its authorised quantity, or one about to
+  expire or already expired (mostly shell importers);
 - risky new importers: shell importers file soon after they appear, with more of everything.
 Labels are biased as in real customs data: only inspected declarations have findings, and
 officers inspect the suspicious ones more; a ~2% random control stream is inspected regardless.
@@ -120,7 +122,8 @@ def generate_history(n_declarations: int, *, seed: int, start: date, days: int) 
     Columns: features.RAW_COLUMNS plus declaration_id, item_number, lodgement_time (UTC),
     importer_id, declarant_id, exporter_id, customs_office, description, inspected, finding,
     random_control. importer_prior_filings / importer_days_known are point in time
-    (features.entity_history). Same arguments, same frame.
+    (features.entity_history); permit_balance_used / permit_days_to_expiry are what the permit
+    ledger would have said at lodgement, NaN on items citing no permit. Same arguments, same frame.
     """
     if n_declarations < 1 or days < 1:
         raise ValueError("need at least one declaration and one day")
@@ -219,7 +222,12 @@ def generate_history(n_declarations: int, *, seed: int, start: date, days: int) 
     needs_permit = np.isin(cat.chapter[declared], list(_PERMIT_CHAPTERS))
     permit_missing = needs_permit & (u[4] < np.where(is_shell, 0.35, 0.01))
     permits = np.where(needs_permit & ~permit_missing, 1 + (rng.random(n) < 0.2), (rng.random(n) < 0.02).astype(int))
-    fraud = undervalued | misclassified | laundered | smuggling | permit_missing
+    # Permit facts have a random stream of their own: adding them changed a seed's other columns only
+    # where abuse adds fraud (and so inspections and findings).
+    permit_rng = np.random.default_rng([seed, 1])
+    permit_abuse = (permits > 0) & (permit_rng.random(n) < np.where(is_shell, 0.4, 0.015) * boost)
+    balance_used, days_to_expiry = _permit_facts(permit_rng, permits, needs_permit, permit_abuse)
+    fraud = undervalued | misclassified | laundered | smuggling | permit_missing | permit_abuse
 
     # inspections: officers target suspicious declarations (noisily); a random control stream
     suspicious = np.zeros(n_declarations)
@@ -267,6 +275,8 @@ def generate_history(n_declarations: int, *, seed: int, start: date, days: int) 
             "aeo_status": aeo_d[d].astype(np.int64),
             "preference_claimed": preference.astype(np.int64),
             "permit_count": permits.astype(np.int64),
+            "permit_balance_used": balance_used,
+            "permit_days_to_expiry": days_to_expiry,
             "item_count": n_items[d].astype(np.int64),
             "inspected": inspected[d],
             "finding": finding,
@@ -276,3 +286,31 @@ def generate_history(n_declarations: int, *, seed: int, start: date, days: int) 
     for col in ("hs_code", "origin_country", "export_country", "quantity_unit", "description"):
         frame[col] = frame[col].astype(str)
     return add_importer_history(frame)
+
+
+def _permit_facts(
+    rng: np.random.Generator, permits: np.ndarray, needs_permit: np.ndarray, abuse: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(share of the cited line already drawn, days to the earliest expiry) per item; NaN where no permit tells.
+
+    Licences for controlled goods mostly limit quantity; the documents other goods cite
+    (certificates) seldom do, and a few never expire. An honest importer draws a licence down
+    over several filings, anywhere in its validity, and the ledger keeps it below its balance.
+    Abuse draws close to or past the authorised quantity, or leans on a permit about to expire or
+    already expired.
+    """
+    n = permits.size
+    cites = permits > 0
+    limited = cites & (rng.random(n) < np.where(needs_permit, 0.7, 0.15))
+    open_ended = rng.random(n) < 0.05
+    used = rng.beta(1.0, 1.6, n)
+    validity = rng.choice([90.0, 180.0, 365.0, 730.0], size=(2, n), p=[0.2, 0.3, 0.35, 0.15])
+    days_left = validity * rng.random((2, n))  # one draw per cited permit, at most two
+    days = np.where(permits >= 2, days_left.min(axis=0), days_left[0])
+    overdraw = abuse & limited & (rng.random(n) < 0.6)
+    stale = abuse & ~overdraw
+    used = np.where(overdraw, rng.uniform(0.85, 1.3, n), used)
+    days = np.where(stale, rng.uniform(-45.0, 7.0, n), days)
+    balance_used = np.where(limited, np.round(used, 4), np.nan)
+    days_to_expiry = np.where(cites & (stale | ~open_ended), np.round(days, 3), np.nan)
+    return balance_used, days_to_expiry

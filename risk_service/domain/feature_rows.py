@@ -2,61 +2,102 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
 from features import RAW_COLUMNS
 from risk_service.domain.declaration import Declaration, GoodsItem
 from risk_service.domain.importer_history import ImporterHistory
+from risk_service.domain.permits.model import ItemPermitFacts
 
-# What the importer's history says at lodgement: (prior filings, days known).
-_History = tuple[float, float]
-_Extract = Callable[[Declaration, GoodsItem, _History], object]
+_NO_PERMIT_FACTS = ItemPermitFacts()
 
-# One extractor per raw column; checked against features.RAW_COLUMNS below so the two cannot drift.
-_EXTRACTORS: dict[str, _Extract] = {
-    "hs_code": lambda d, i, h: i.hs_code,
-    "origin_country": lambda d, i, h: i.origin_country,
-    "export_country": lambda d, i, h: d.export_country,
-    "customs_value": lambda d, i, h: i.customs_value,
-    "net_mass_kg": lambda d, i, h: i.net_mass_kg,
-    "gross_mass_kg": lambda d, i, h: i.gross_mass_kg,
-    "quantity": lambda d, i, h: i.quantity,
-    "quantity_unit": lambda d, i, h: i.quantity_unit,
-    "duties_and_taxes": lambda d, i, h: i.total_duties_and_taxes,
-    "transport_mode": lambda d, i, h: int(d.transport_mode),
-    "declaration_type": lambda d, i, h: int(d.type),
-    "aeo_status": lambda d, i, h: int(d.aeo_status),
-    "preference_claimed": lambda d, i, h: 1 if i.preference_claimed else 0,
-    "permit_count": lambda d, i, h: len(i.permit_references),
-    "item_count": lambda d, i, h: len(d.items),
-    "importer_prior_filings": lambda d, i, h: h[0],
-    "importer_days_known": lambda d, i, h: h[1],
-}
-if set(_EXTRACTORS) != set(RAW_COLUMNS):
-    raise ImportError(f"feature_rows does not cover features.RAW_COLUMNS: {set(_EXTRACTORS) ^ set(RAW_COLUMNS)}")
+# The raw columns _item_row returns, in its order; checked against features.RAW_COLUMNS below so
+# the two cannot drift (the parity tests check each value lands in its named column).
+_ROW_COLUMNS = (
+    "hs_code",
+    "origin_country",
+    "export_country",
+    "customs_value",
+    "net_mass_kg",
+    "gross_mass_kg",
+    "quantity",
+    "quantity_unit",
+    "duties_and_taxes",
+    "transport_mode",
+    "declaration_type",
+    "aeo_status",
+    "preference_claimed",
+    "permit_count",
+    "permit_balance_used",
+    "permit_days_to_expiry",
+    "item_count",
+    "importer_prior_filings",
+    "importer_days_known",
+)
+
+
+def _item_row(d: Declaration, i: GoodsItem, history: tuple[float, float], p: ItemPermitFacts) -> tuple[object, ...]:
+    # One tuple per item, transposed once: one call per item rather than one per column halves
+    # the cost of a batch (this is on the scoring path).
+    return (
+        i.hs_code,
+        i.origin_country,
+        d.export_country,
+        i.customs_value,
+        i.net_mass_kg,
+        i.gross_mass_kg,
+        i.quantity,
+        i.quantity_unit,
+        i.total_duties_and_taxes,
+        int(d.transport_mode),
+        int(d.type),
+        int(d.aeo_status),
+        1 if i.preference_claimed else 0,
+        len(i.permit_references),
+        p.balance_used,
+        p.days_to_expiry,
+        len(d.items),
+        history[0],
+        history[1],
+    )
+
+
+if tuple(RAW_COLUMNS) != _ROW_COLUMNS:
+    raise ImportError(
+        f"feature_rows does not cover features.RAW_COLUMNS in order: {list(_ROW_COLUMNS)} != {list(RAW_COLUMNS)}"
+    )
 _DTYPES = {"str": object, "float": np.float64, "int": np.int64}
-_ORDER = tuple((name, _EXTRACTORS[name], _DTYPES[kind]) for name, kind in RAW_COLUMNS.items())
+_ORDER = tuple((name, _DTYPES[kind]) for name, kind in RAW_COLUMNS.items())
 
 
 def declaration_columns(
-    declarations: Sequence[Declaration], history: ImporterHistory
+    declarations: Sequence[Declaration],
+    history: ImporterHistory,
+    permit_facts: Sequence[Sequence[ItemPermitFacts]] | None = None,
 ) -> tuple[dict[str, np.ndarray], list[slice]]:
     """One row per goods item of every declaration, plus each declaration's slice of the rows.
 
-    Training reads the same columns from a history file (features.columns_from_frame), and both
-    sides call features.build_feature_matrix on them, so there is one feature code path.
+    `permit_facts` holds one sequence per declaration with one entry per goods item (what the
+    permit check found); None leaves the permit features NaN. Training reads the same columns
+    from a history file (features.columns_from_frame), and both sides call
+    features.build_feature_matrix on them, so there is one feature code path.
     """
+    if permit_facts is not None and len(permit_facts) != len(declarations):
+        raise ValueError(f"permit facts for {len(permit_facts)} declarations, expected {len(declarations)}")
     spans: list[slice] = []
-    values: list[list[object]] = [[] for _ in _ORDER]
+    rows: list[tuple[object, ...]] = []
     start = 0
-    for d in declarations:
+    for k, d in enumerate(declarations):
+        items = d.items
+        n = len(items)
+        facts = permit_facts[k] if permit_facts is not None else (_NO_PERMIT_FACTS,) * n
+        if len(facts) != n:
+            raise ValueError(f"permit facts for {len(facts)} items of {d.declaration_id!r}, expected {n}")
         seen = history.lookup(d.importer.id, d.lodgement_time)
-        for item in d.items:
-            for column, (_, extract, _) in zip(values, _ORDER, strict=True):
-                column.append(extract(d, item, seen))
-        spans.append(slice(start, start + len(d.items)))
-        start += len(d.items)
-    columns = {name: np.array(column, dtype=dtype) for (name, _, dtype), column in zip(_ORDER, values, strict=True)}
-    return columns, spans
+        rows.extend(_item_row(d, item, seen, f) for item, f in zip(items, facts, strict=True))
+        spans.append(slice(start, start + n))
+        start += n
+    transposed = list(zip(*rows, strict=True)) if rows else [() for _ in _ORDER]
+    return {name: np.array(col, dtype=dtype) for (name, dtype), col in zip(_ORDER, transposed, strict=True)}, spans

@@ -147,9 +147,12 @@ def test_version_carries_its_schema_tag(store: Store, registered: str) -> None:
     assert mv.tags[registry.FEATURE_SCHEMA_TAG] == registry.feature_schema_hash(FEATURE_NAMES)
 
 
-def test_version_with_other_features_is_refused(store: Store, registered: str) -> None:
+OTHER_FEATURE_NAMES = [*FEATURE_NAMES[:-1], "some_new_feature"]
+
+
+def model_on(names: list[str], model_name: str = MODEL) -> RiskModel:
+    """A tiny model trained on other features than this code builds."""
     rng = np.random.default_rng(0)
-    names = [*FEATURE_NAMES[:-1], "some_new_feature"]
     x = rng.normal(size=(300, len(names)))
     y = (x[:, 0] > 0).astype(float)
     booster = lgb.train(
@@ -157,22 +160,30 @@ def test_version_with_other_features_is_refused(store: Store, registered: str) -
         lgb.Dataset(x, label=y, feature_name=names),
         num_boost_round=3,
     )
-    odd = RiskModel(booster, Calibrator("identity"), trained_state(), names, name=MODEL)
-    version = registry.log_and_register(
-        odd,
+    return RiskModel(booster, Calibrator("identity"), trained_state(), names, name=model_name)
+
+
+def register(store: Store, model: RiskModel, model_name: str = MODEL, alias: str | None = None) -> str:
+    return registry.log_and_register(
+        model,
         tracking_uri=store.uri,
-        model_name=MODEL,
+        model_name=model_name,
         experiment="registry-test",
         artifact_location=store.artifacts,
         params={},
         metrics={},
+        alias=alias,
     )
+
+
+def test_version_with_other_features_is_refused(store: Store, registered: str) -> None:
+    version = register(store, model_on(OTHER_FEATURE_NAMES))
     assert version != registered
     assert registry.resolve_alias(store.uri, MODEL, "champion") == registered  # no alias given: unchanged
     with pytest.raises(ModelSchemaError, match="some_new_feature"):
         registry.load_version(store.uri, MODEL, version)
     unchecked = registry.load_version(store.uri, MODEL, version, expected_feature_names=None)
-    assert unchecked.feature_names == tuple(names)
+    assert unchecked.feature_names == tuple(OTHER_FEATURE_NAMES)
 
 
 def trained_state() -> FeatureState:
@@ -199,6 +210,44 @@ def test_demo_champion_is_created_once(store: Store) -> None:
     client = MlflowClient(tracking_uri=store.uri, registry_uri=store.uri)
     assert len(client.search_model_versions("name='demo-risk'")) == 1
     registry.load_version(store.uri, "demo-risk", first).check_schema(FEATURE_NAMES)
+
+
+def test_demo_champion_on_an_old_feature_schema_is_replaced(store: Store) -> None:
+    """An upgrade adds features: the old champion would be refused, so the demo trains a new one."""
+    from mlflow import MlflowClient
+
+    old = register(store, model_on(OTHER_FEATURE_NAMES, "demo-upgraded"), "demo-upgraded", alias="champion")
+    assert not registry.has_feature_schema(store.uri, "demo-upgraded", old)
+    kwargs = {
+        "tracking_uri": store.uri,
+        "artifact_location": store.artifacts,
+        "model_name": "demo-upgraded",
+        "n_declarations": 1500,
+    }
+    new = ensure_demo_champion(**kwargs)  # type: ignore[arg-type]
+    assert new != old
+    assert registry.resolve_alias(store.uri, "demo-upgraded", "champion") == new
+    assert registry.has_feature_schema(store.uri, "demo-upgraded", new)
+    registry.load_version(store.uri, "demo-upgraded", new).check_schema(FEATURE_NAMES)
+    assert ensure_demo_champion(**kwargs) == new  # type: ignore[arg-type]  # now current: kept
+    client = MlflowClient(tracking_uri=store.uri, registry_uri=store.uri)
+    assert len(client.search_model_versions("name='demo-upgraded'")) == 2  # the old version stays registered
+
+
+def test_a_version_without_a_schema_tag_is_judged_by_its_features(
+    store: Store, trained: tuple[RiskModel, dict[str, float]]
+) -> None:
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=store.uri, registry_uri=store.uri)
+    current = register(store, trained[0], "untagged")
+    old = register(store, model_on(OTHER_FEATURE_NAMES, "untagged"), "untagged")
+    for version in (current, old):
+        client.delete_model_version_tag("untagged", version, registry.FEATURE_SCHEMA_TAG)
+        assert registry.FEATURE_SCHEMA_TAG not in client.get_model_version("untagged", version).tags
+    assert registry.has_feature_schema(store.uri, "untagged", current)
+    assert not registry.has_feature_schema(store.uri, "untagged", old)
+    assert registry.has_feature_schema(store.uri, "untagged", old, OTHER_FEATURE_NAMES)
 
 
 def test_calibrator_json_round_trip_and_numpy_application() -> None:

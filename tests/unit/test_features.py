@@ -44,6 +44,8 @@ def item(**overrides: Any) -> dict[str, Any]:
         "aeo_status": 1,
         "preference_claimed": 0,
         "permit_count": 0,
+        "permit_balance_used": math.nan,
+        "permit_days_to_expiry": math.nan,
         "item_count": 3,
         "importer_prior_filings": 12.0,
         "importer_days_known": 40.5,
@@ -104,6 +106,29 @@ def test_passthrough_columns_keep_their_values(state: FeatureState) -> None:
     assert math.isnan(features_of(item(importer_days_known=math.nan), state)["importer_days_known"])
 
 
+def test_permit_facts_pass_through_and_stay_nan_without_a_permit(state: FeatureState) -> None:
+    f = features_of(item(permit_count=2, permit_balance_used=0.75, permit_days_to_expiry=12.5), state)
+    assert (f["permit_count"], f["permit_balance_used"], f["permit_days_to_expiry"]) == (2.0, 0.75, 12.5)
+    none = features_of(item(), state)
+    assert none["permit_count"] == 0.0
+    assert math.isnan(none["permit_balance_used"]) and math.isnan(none["permit_days_to_expiry"])
+
+
+def test_overdrawn_and_expired_permits_keep_their_values(state: FeatureState) -> None:
+    # Past the balance (share above 1) and past expiry (negative days) are the signals themselves.
+    f = features_of(item(permit_count=1, permit_balance_used=1.4, permit_days_to_expiry=-20.25), state)
+    assert f["permit_balance_used"] == 1.4
+    assert f["permit_days_to_expiry"] == -20.25
+
+
+def test_permit_features_follow_permit_count_in_the_passed_through_block() -> None:
+    start = F["permit_count"]
+    assert FEATURE_NAMES[start : start + 3] == ("permit_count", "permit_balance_used", "permit_days_to_expiry")
+    raw = list(RAW_COLUMNS)
+    assert raw[raw.index("permit_count") : raw.index("permit_count") + 3] == list(FEATURE_NAMES[start : start + 3])
+    assert RAW_COLUMNS["permit_balance_used"] == RAW_COLUMNS["permit_days_to_expiry"] == "float"
+
+
 def test_unit_value_against_the_hs6_band(state: FeatureState) -> None:
     # value per kg half the HS6 median: ratio 0.5; the band's scale is the floor (all equal)
     f = features_of(item(customs_value=10 * math.exp(LOG_VPK) / 2, hs_code="8517120090"), state)
@@ -143,6 +168,9 @@ def test_band_features_are_nan_without_a_state() -> None:
         ({"hs_code": "85X7"}, ("hs_chapter", "hs_heading", "hs_digits")),
         ({"origin_country": ""}, ("origin_code", "origin_differs_from_export")),
         ({"transport_mode": -1}, ("transport_mode",)),
+        ({"permit_balance_used": -0.5}, ("permit_balance_used",)),
+        ({"permit_days_to_expiry": math.inf}, ("permit_days_to_expiry",)),
+        ({"permit_days_to_expiry": -math.inf}, ("permit_days_to_expiry",)),
     ],
 )
 def test_bad_or_zero_inputs_give_nan_not_errors(
@@ -163,13 +191,22 @@ def test_zero_value_is_a_value_not_missing(state: FeatureState) -> None:
 def test_training_frame_and_serving_arrays_give_identical_matrices(state: FeatureState) -> None:
     rows = [
         item(),
-        item(hs_code="851799", origin_country="VN", export_country="CN", preference_claimed=1, permit_count=2),
+        item(
+            hs_code="851799",
+            origin_country="VN",
+            export_country="CN",
+            preference_claimed=1,
+            permit_count=2,
+            permit_balance_used=0.3,
+            permit_days_to_expiry=-3.5,
+        ),
         item(net_mass_kg=0.0, quantity=0.0, importer_days_known=math.nan, importer_prior_filings=0.0),
+        item(permit_count=1, permit_days_to_expiry=45.0),
         item(hs_code="7208100000", quantity_unit="KGM", customs_value=0.0, transport_mode=1, aeo_status=4),
     ]
     served = build_feature_matrix(serving_columns(rows), state)
     frame = pd.DataFrame.from_records(rows)
-    frame["declaration_id"] = ["a", "a", "b", "c"]  # extra columns are ignored
+    frame["declaration_id"] = ["a", "a", "b", "b", "c"]  # extra columns are ignored
     trained = build_feature_matrix(columns_from_frame(frame), state)
     np.testing.assert_array_equal(served, trained)
     assert served.dtype == np.float64 and served.flags.c_contiguous
@@ -182,12 +219,15 @@ def test_columns_from_frame_reads_missing_values_as_missing() -> None:
     frame = pd.DataFrame.from_records([item(), item()])
     frame.loc[1, "hs_code"] = None
     frame["permit_count"] = pd.array([1, None], dtype="Int64")
+    frame["permit_days_to_expiry"] = [None, "soon"]
     cols = columns_from_frame(frame)
     assert cols["hs_code"].tolist() == ["8517120000", ""]
     assert cols["transport_mode"].dtype == np.int64
     assert math.isnan(cols["permit_count"][1])
+    assert cols["permit_days_to_expiry"].dtype == np.float64 and np.isnan(cols["permit_days_to_expiry"]).all()
     m = build_feature_matrix(cols, None)
     assert math.isnan(m[1, F["hs_chapter"]]) and math.isnan(m[1, F["permit_count"]])
+    assert np.isnan(m[:, F["permit_days_to_expiry"]]).all()
 
 
 def test_state_json_round_trip(state: FeatureState) -> None:

@@ -70,6 +70,40 @@ def test_findings_only_come_from_inspections(history: pd.DataFrame) -> None:
     assert inspected["finding"].mean() > control["finding"].mean()
 
 
+def test_permit_facts_are_given_only_for_items_citing_a_permit(history: pd.DataFrame) -> None:
+    cites = history["permit_count"] > 0
+    facts = history[["permit_balance_used", "permit_days_to_expiry"]]
+    assert facts[~cites].isna().all().all()
+    citing = facts[cites]
+    # most cited permits have an end of validity; fewer limit quantity (certificates seldom do)
+    assert 0.8 <= citing["permit_days_to_expiry"].notna().mean() < 1.0
+    assert 0.3 <= citing["permit_balance_used"].notna().mean() <= 0.8
+    used = citing["permit_balance_used"].dropna()
+    assert (used >= 0).all() and used.max() < 1.5
+    days = citing["permit_days_to_expiry"].dropna()
+    assert days.between(-60, 730).all()
+    assert (days > 0).mean() > 0.95  # honest filings cite permits that are still valid
+
+
+@pytest.fixture(scope="module")
+def large_history() -> pd.DataFrame:
+    return generate_history(20000, seed=7, start=START, days=365)
+
+
+def test_permit_abuse_raises_the_finding_rate(large_history: pd.DataFrame) -> None:
+    df = large_history
+    cites = df["permit_count"] > 0
+    # drawn close to or past the authorised quantity, or cited about to expire or after expiry
+    strained = cites & ((df["permit_balance_used"] >= 0.85) | (df["permit_days_to_expiry"] < 7))
+    others = cites & ~strained
+    assert strained.sum() >= 100
+    assert df.loc[strained, "finding"].mean() > 5 * df.loc[others, "finding"].mean()
+    assert df.loc[strained, "finding"].mean() > 3 * df["finding"].mean()
+    # officers target suspicious filings (the label bias), so these are inspected more often too
+    assert df.loc[strained, "inspected"].mean() > df.loc[others, "inspected"].mean()
+    assert (df["permit_days_to_expiry"] < 0).sum() > 0  # some cite a permit after it expired
+
+
 def test_history_counts_only_strictly_earlier_declarations() -> None:
     t0 = datetime(2024, 3, 1, 9, 0, tzinfo=UTC)
     rows = [
