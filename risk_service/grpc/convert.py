@@ -25,7 +25,7 @@ _MIN_TIME = datetime.min.replace(tzinfo=UTC)
 _MAX_TIME = datetime.max.replace(tzinfo=UTC)
 
 
-def _enum(cls: type[E], value: int) -> E:
+def enum_from_pb(cls: type[E], value: int) -> E:
     """Unknown numbers (open proto3 enums) become UNSPECIFIED, which validation refuses."""
     try:
         return cls(value)
@@ -33,7 +33,8 @@ def _enum(cls: type[E], value: int) -> E:
         return cls(0)
 
 
-def _time(message: Timestamp, present: bool) -> datetime | None:
+def time_from_pb(message: Timestamp, present: bool) -> datetime | None:
+    """None when absent; a time a datetime cannot hold is clamped to the nearest end, for validation to name."""
     if not present:
         return None
     try:
@@ -41,6 +42,12 @@ def _time(message: Timestamp, present: bool) -> datetime | None:
     except (ValueError, OverflowError):
         # Outside 0001..9999: clamp so validation reports the field instead of the decoder failing.
         return _MIN_TIME if message.seconds < 0 else _MAX_TIME
+
+
+def time_to_pb(value: datetime) -> Timestamp:
+    message = Timestamp()
+    message.FromDatetime(value)
+    return message
 
 
 def _party(message: declaration_pb2.Party) -> Party:
@@ -68,17 +75,17 @@ def declaration_from_pb(message: declaration_pb2.Declaration) -> Declaration:
     return Declaration(
         declaration_id=message.declaration_id,
         version=message.version,
-        type=_enum(DeclarationType, message.type),
-        lodgement_time=_time(message.lodgement_time, message.HasField("lodgement_time")),
+        type=enum_from_pb(DeclarationType, message.type),
+        lodgement_time=time_from_pb(message.lodgement_time, message.HasField("lodgement_time")),
         customs_office=message.customs_office,
         declarant=_party(message.declarant),
         importer=_party(message.importer),
         exporter=_party(message.exporter),
-        aeo_status=_enum(AeoStatus, message.aeo_status),
+        aeo_status=enum_from_pb(AeoStatus, message.aeo_status),
         export_country=message.export_country,
         origin_country=message.origin_country,
         destination_country=message.destination_country,
-        transport_mode=_enum(TransportMode, message.transport_mode),
+        transport_mode=enum_from_pb(TransportMode, message.transport_mode),
         transport_document_number=message.transport_document_number,
         container_numbers=tuple(message.container_numbers),
         incoterm=message.incoterm,
@@ -119,8 +126,9 @@ def assessment_to_pb(assessment: Assessment) -> assessment_pb2.Assessment:
         model_name=assessment.model_name,
         model_version=assessment.model_version,
         rule_set_version=assessment.rule_set_version,
+        assessment_time=time_to_pb(assessment.assessment_time),
+        controlled_goods_version=assessment.controlled_goods_version,
     )
     if assessment.model_score is not None:
         message.model_score = assessment.model_score
-    message.assessment_time.FromDatetime(assessment.assessment_time)
     return message

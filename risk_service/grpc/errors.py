@@ -111,6 +111,11 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                 _guard_stream(handler.unary_stream, method, decode),
                 response_serializer=handler.response_serializer,
             )
+        if handler.stream_unary is not None:
+            return grpc.stream_unary_rpc_method_handler(
+                _guard_unary(handler.stream_unary, method, lambda requests: _decode_each(requests, decode)),
+                response_serializer=handler.response_serializer,
+            )
         return handler
 
 
@@ -139,9 +144,9 @@ async def _abort(context: grpc.aio.ServicerContext, err: Exception, method: str)
 
 
 def _guard_unary(
-    behaviour: Callable[..., Awaitable[Any]], method: str, decode: Callable[[bytes], Any]
+    behaviour: Callable[..., Awaitable[Any]], method: str, decode: Callable[[Any], Any]
 ) -> Callable[..., Awaitable[Any]]:
-    async def guarded(raw: bytes, context: grpc.aio.ServicerContext) -> Any:
+    async def guarded(raw: Any, context: grpc.aio.ServicerContext) -> Any:  # bytes, or a stream of them
         try:
             return await behaviour(_decoded(decode, raw), context)
         except grpc.aio.AbortError:

@@ -9,16 +9,20 @@ import grpc
 from protos.risk.v1 import risk_scoring_service_pb2 as pb
 from protos.risk.v1 import risk_scoring_service_pb2_grpc as pb_grpc
 from risk_service.domain.assessment import Assessment
+from risk_service.domain.errors import FailedPrecondition
+from risk_service.domain.permits.service import PermitService
 from risk_service.domain.service import ScoringService
 from risk_service.grpc.convert import assessment_to_pb, declaration_from_pb
 from risk_service.grpc.errors import status_from_error
+from risk_service.grpc.permit_convert import cancellation_to_pb
 from risk_service.grpc.streaming import chunked
 
 
 class RiskScoringServicer(pb_grpc.RiskScoringServiceServicer):  # type: ignore[misc]
-    def __init__(self, service: ScoringService, stream_chunk_size: int) -> None:
+    def __init__(self, service: ScoringService, stream_chunk_size: int, permits: PermitService | None = None) -> None:
         self._service = service
         self._stream_chunk_size = stream_chunk_size
+        self._permits = permits  # None: the permit registry is not enabled
 
     async def ScoreDeclaration(
         self, request: pb.ScoreDeclarationRequest, context: grpc.aio.ServicerContext
@@ -49,3 +53,13 @@ class RiskScoringServicer(pb_grpc.RiskScoringServiceServicer):  # type: ignore[m
                 else:
                     response.error.CopyFrom(status_from_error(outcome))
                 yield response
+
+    async def CancelDeclaration(
+        self, request: pb.CancelDeclarationRequest, context: grpc.aio.ServicerContext
+    ) -> pb.CancelDeclarationResponse:
+        if self._permits is None:
+            raise FailedPrecondition("permits are not enabled")
+        result = await self._permits.cancel_declaration(
+            request.declaration_id, request_id=request.request_id, actor=request.actor, reason=request.reason
+        )
+        return cancellation_to_pb(result)

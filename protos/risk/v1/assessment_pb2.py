@@ -25,21 +25,21 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18risk/v1/assessment.proto\x12\x07risk.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x88\x01\n\x07RuleHit\x12\x0f\n\x07rule_id\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x0e\n\x06\x66ields\x18\x03 \x03(\t\x12\x0e\n\x06weight\x18\x04 \x01(\x01\x12%\n\x0bmin_channel\x18\x05 \x01(\x0e\x32\x10.risk.v1.Channel\x12\x14\n\x0citem_numbers\x18\x06 \x03(\x05\"`\n\x13\x46\x65\x61tureContribution\x12\x0f\n\x07\x66\x65\x61ture\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01\x12\x14\n\x0c\x63ontribution\x18\x03 \x01(\x01\x12\x13\n\x0bitem_number\x18\x04 \x01(\x05\"\xd1\x03\n\nAssessment\x12\x15\n\rassessment_id\x18\x01 \x01(\t\x12\x16\n\x0e\x64\x65\x63laration_id\x18\x02 \x01(\t\x12\x1b\n\x13\x64\x65\x63laration_version\x18\x03 \x01(\x05\x12!\n\x07\x63hannel\x18\x04 \x01(\x0e\x32\x10.risk.v1.Channel\x12\x12\n\nrisk_score\x18\x05 \x01(\x01\x12\x18\n\x0bmodel_score\x18\x06 \x01(\x01H\x00\x88\x01\x01\x12#\n\trule_hits\x18\x07 \x03(\x0b\x32\x10.risk.v1.RuleHit\x12\x33\n\rcontributions\x18\x08 \x03(\x0b\x32\x1c.risk.v1.FeatureContribution\x12\x16\n\x0erandom_control\x18\t \x01(\x08\x12*\n\x0cmodel_status\x18\n \x01(\x0e\x32\x14.risk.v1.ModelStatus\x12\x12\n\nmodel_name\x18\x0b \x01(\t\x12\x15\n\rmodel_version\x18\x0c \x01(\t\x12\x18\n\x10rule_set_version\x18\r \x01(\t\x12\x33\n\x0f\x61ssessment_time\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x0e\n\x0c_model_score*l\n\x07\x43hannel\x12\x17\n\x13\x43HANNEL_UNSPECIFIED\x10\x00\x12\x11\n\rCHANNEL_GREEN\x10\x01\x12\x10\n\x0c\x43HANNEL_BLUE\x10\x02\x12\x12\n\x0e\x43HANNEL_YELLOW\x10\x03\x12\x0f\n\x0b\x43HANNEL_RED\x10\x04*b\n\x0bModelStatus\x12\x1c\n\x18MODEL_STATUS_UNSPECIFIED\x10\x00\x12\x17\n\x13MODEL_STATUS_SCORED\x10\x01\x12\x1c\n\x18MODEL_STATUS_UNAVAILABLE\x10\x02\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18risk/v1/assessment.proto\x12\x07risk.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x88\x01\n\x07RuleHit\x12\x0f\n\x07rule_id\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x0e\n\x06\x66ields\x18\x03 \x03(\t\x12\x0e\n\x06weight\x18\x04 \x01(\x01\x12%\n\x0bmin_channel\x18\x05 \x01(\x0e\x32\x10.risk.v1.Channel\x12\x14\n\x0citem_numbers\x18\x06 \x03(\x05\"`\n\x13\x46\x65\x61tureContribution\x12\x0f\n\x07\x66\x65\x61ture\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01\x12\x14\n\x0c\x63ontribution\x18\x03 \x01(\x01\x12\x13\n\x0bitem_number\x18\x04 \x01(\x05\"\xf3\x03\n\nAssessment\x12\x15\n\rassessment_id\x18\x01 \x01(\t\x12\x16\n\x0e\x64\x65\x63laration_id\x18\x02 \x01(\t\x12\x1b\n\x13\x64\x65\x63laration_version\x18\x03 \x01(\x05\x12!\n\x07\x63hannel\x18\x04 \x01(\x0e\x32\x10.risk.v1.Channel\x12\x12\n\nrisk_score\x18\x05 \x01(\x01\x12\x18\n\x0bmodel_score\x18\x06 \x01(\x01H\x00\x88\x01\x01\x12#\n\trule_hits\x18\x07 \x03(\x0b\x32\x10.risk.v1.RuleHit\x12\x33\n\rcontributions\x18\x08 \x03(\x0b\x32\x1c.risk.v1.FeatureContribution\x12\x16\n\x0erandom_control\x18\t \x01(\x08\x12*\n\x0cmodel_status\x18\n \x01(\x0e\x32\x14.risk.v1.ModelStatus\x12\x12\n\nmodel_name\x18\x0b \x01(\t\x12\x15\n\rmodel_version\x18\x0c \x01(\t\x12\x18\n\x10rule_set_version\x18\r \x01(\t\x12\x33\n\x0f\x61ssessment_time\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12 \n\x18\x63ontrolled_goods_version\x18\x0f \x01(\tB\x0e\n\x0c_model_score*l\n\x07\x43hannel\x12\x17\n\x13\x43HANNEL_UNSPECIFIED\x10\x00\x12\x11\n\rCHANNEL_GREEN\x10\x01\x12\x10\n\x0c\x43HANNEL_BLUE\x10\x02\x12\x12\n\x0e\x43HANNEL_YELLOW\x10\x03\x12\x0f\n\x0b\x43HANNEL_RED\x10\x04*b\n\x0bModelStatus\x12\x1c\n\x18MODEL_STATUS_UNSPECIFIED\x10\x00\x12\x17\n\x13MODEL_STATUS_SCORED\x10\x01\x12\x1c\n\x18MODEL_STATUS_UNAVAILABLE\x10\x02\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'risk.v1.assessment_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_CHANNEL']._serialized_start=775
-  _globals['_CHANNEL']._serialized_end=883
-  _globals['_MODELSTATUS']._serialized_start=885
-  _globals['_MODELSTATUS']._serialized_end=983
+  _globals['_CHANNEL']._serialized_start=809
+  _globals['_CHANNEL']._serialized_end=917
+  _globals['_MODELSTATUS']._serialized_start=919
+  _globals['_MODELSTATUS']._serialized_end=1017
   _globals['_RULEHIT']._serialized_start=71
   _globals['_RULEHIT']._serialized_end=207
   _globals['_FEATURECONTRIBUTION']._serialized_start=209
   _globals['_FEATURECONTRIBUTION']._serialized_end=305
   _globals['_ASSESSMENT']._serialized_start=308
-  _globals['_ASSESSMENT']._serialized_end=773
+  _globals['_ASSESSMENT']._serialized_end=807
 # @@protoc_insertion_point(module_scope)

@@ -176,6 +176,7 @@ class Assessment(_message.Message):
     MODEL_VERSION_FIELD_NUMBER: _builtins.int
     RULE_SET_VERSION_FIELD_NUMBER: _builtins.int
     ASSESSMENT_TIME_FIELD_NUMBER: _builtins.int
+    CONTROLLED_GOODS_VERSION_FIELD_NUMBER: _builtins.int
     assessment_id: _builtins.str
     """Unique id of this assessment."""
     declaration_id: _builtins.str
@@ -203,6 +204,10 @@ class Assessment(_message.Message):
     """Registered model version; empty when no model scored."""
     rule_set_version: _builtins.str
     """Version of the rule set that was applied."""
+    controlled_goods_version: _builtins.str
+    """Version of the controlled goods table the cited permits were checked against; empty when
+    no table was loaded.
+    """
     @_builtins.property
     def rule_hits(self) -> _containers.RepeatedCompositeFieldContainer[Global___RuleHit]:
         """Rules that matched."""
@@ -232,10 +237,11 @@ class Assessment(_message.Message):
         model_version: _builtins.str = ...,
         rule_set_version: _builtins.str = ...,
         assessment_time: _timestamp_pb2.Timestamp | None = ...,
+        controlled_goods_version: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_model_score", b"_model_score", "assessment_time", b"assessment_time", "model_score", b"model_score"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_model_score", b"_model_score", "assessment_id", b"assessment_id", "assessment_time", b"assessment_time", "channel", b"channel", "contributions", b"contributions", "declaration_id", b"declaration_id", "declaration_version", b"declaration_version", "model_name", b"model_name", "model_score", b"model_score", "model_status", b"model_status", "model_version", b"model_version", "random_control", b"random_control", "risk_score", b"risk_score", "rule_hits", b"rule_hits", "rule_set_version", b"rule_set_version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_model_score", b"_model_score", "assessment_id", b"assessment_id", "assessment_time", b"assessment_time", "channel", b"channel", "contributions", b"contributions", "controlled_goods_version", b"controlled_goods_version", "declaration_id", b"declaration_id", "declaration_version", b"declaration_version", "model_name", b"model_name", "model_score", b"model_score", "model_status", b"model_status", "model_version", b"model_version", "random_control", b"random_control", "risk_score", b"risk_score", "rule_hits", b"rule_hits", "rule_set_version", b"rule_set_version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__model_score: _TypeAlias = _typing.Literal["model_score"]  # noqa: Y015
     _WhichOneofArgType__model_score: _TypeAlias = _typing.Literal["_model_score", b"_model_score"]  # noqa: Y015

@@ -6,10 +6,12 @@ isort:skip_file
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.rpc import status_pb2 as _status_pb2
 from protos.risk.v1 import assessment_pb2 as _assessment_pb2
 from protos.risk.v1 import declaration_pb2 as _declaration_pb2
+from protos.risk.v1 import permit_pb2 as _permit_pb2
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -180,3 +182,71 @@ class StreamScoreDeclarationsResponse(_message.Message):
     def WhichOneof(self, oneof_group: _WhichOneofArgType_result) -> _WhichOneofReturnType_result | None: ...
 
 Global___StreamScoreDeclarationsResponse: _TypeAlias = StreamScoreDeclarationsResponse  # noqa: Y015
+
+@_typing.final
+class CancelDeclarationRequest(_message.Message):
+    """Request of CancelDeclaration."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DECLARATION_ID_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    ACTOR_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    declaration_id: _builtins.str
+    """The declaration to cancel, all versions. Required."""
+    request_id: _builtins.str
+    """Idempotency key of the cancellation, at most 64 characters. Required."""
+    actor: _builtins.str
+    """Who cancels (officer or system id). Required."""
+    reason: _builtins.str
+    """Why the declaration is cancelled; kept with the cancellation."""
+    def __init__(
+        self,
+        *,
+        declaration_id: _builtins.str = ...,
+        request_id: _builtins.str = ...,
+        actor: _builtins.str = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "declaration_id", b"declaration_id", "reason", b"reason", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CancelDeclarationRequest: _TypeAlias = CancelDeclarationRequest  # noqa: Y015
+
+@_typing.final
+class CancelDeclarationResponse(_message.Message):
+    """Response of CancelDeclaration."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DECLARATION_ID_FIELD_NUMBER: _builtins.int
+    RELEASED_FIELD_NUMBER: _builtins.int
+    CANCEL_TIME_FIELD_NUMBER: _builtins.int
+    declaration_id: _builtins.str
+    """The cancelled declaration."""
+    @_builtins.property
+    def released(self) -> _containers.RepeatedCompositeFieldContainer[_permit_pb2.PermitDraw]:
+        """The permit draws returned to their line balances; empty when the declaration drew nothing."""
+
+    @_builtins.property
+    def cancel_time(self) -> _timestamp_pb2.Timestamp:
+        """When the declaration was cancelled (the first time, for a retry)."""
+
+    def __init__(
+        self,
+        *,
+        declaration_id: _builtins.str = ...,
+        released: _abc.Iterable[_permit_pb2.PermitDraw] | None = ...,
+        cancel_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["cancel_time", b"cancel_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cancel_time", b"cancel_time", "declaration_id", b"declaration_id", "released", b"released"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CancelDeclarationResponse: _TypeAlias = CancelDeclarationResponse  # noqa: Y015

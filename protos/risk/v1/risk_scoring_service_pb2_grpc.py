@@ -50,6 +50,11 @@ class RiskScoringServiceStub:
                 request_serializer=risk_dot_v1_dot_risk__scoring__service__pb2.StreamScoreDeclarationsRequest.SerializeToString,
                 response_deserializer=risk_dot_v1_dot_risk__scoring__service__pb2.StreamScoreDeclarationsResponse.FromString,
                 _registered_method=True)
+        self.CancelDeclaration = channel.unary_unary(
+                '/risk.v1.RiskScoringService/CancelDeclaration',
+                request_serializer=risk_dot_v1_dot_risk__scoring__service__pb2.CancelDeclarationRequest.SerializeToString,
+                response_deserializer=risk_dot_v1_dot_risk__scoring__service__pb2.CancelDeclarationResponse.FromString,
+                _registered_method=True)
 
 
 class RiskScoringServiceServicer:
@@ -81,6 +86,16 @@ class RiskScoringServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CancelDeclaration(self, request, context):
+        """Cancels a scored declaration: returns every permit draw of the declaration to the permit
+        line balances and frees the single-use permits it used. A retry returns the first
+        cancellation's result. NOT_FOUND when the declaration was never assessed;
+        FAILED_PRECONDITION when the service runs without the permit registry.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RiskScoringServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -98,6 +113,11 @@ def add_RiskScoringServiceServicer_to_server(servicer, server):
                     servicer.StreamScoreDeclarations,
                     request_deserializer=risk_dot_v1_dot_risk__scoring__service__pb2.StreamScoreDeclarationsRequest.FromString,
                     response_serializer=risk_dot_v1_dot_risk__scoring__service__pb2.StreamScoreDeclarationsResponse.SerializeToString,
+            ),
+            'CancelDeclaration': grpc.unary_unary_rpc_method_handler(
+                    servicer.CancelDeclaration,
+                    request_deserializer=risk_dot_v1_dot_risk__scoring__service__pb2.CancelDeclarationRequest.FromString,
+                    response_serializer=risk_dot_v1_dot_risk__scoring__service__pb2.CancelDeclarationResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -182,6 +202,33 @@ class RiskScoringService:
             '/risk.v1.RiskScoringService/StreamScoreDeclarations',
             risk_dot_v1_dot_risk__scoring__service__pb2.StreamScoreDeclarationsRequest.SerializeToString,
             risk_dot_v1_dot_risk__scoring__service__pb2.StreamScoreDeclarationsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CancelDeclaration(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/risk.v1.RiskScoringService/CancelDeclaration',
+            risk_dot_v1_dot_risk__scoring__service__pb2.CancelDeclarationRequest.SerializeToString,
+            risk_dot_v1_dot_risk__scoring__service__pb2.CancelDeclarationResponse.FromString,
             options,
             channel_credentials,
             insecure,
