@@ -127,7 +127,7 @@ def build_app(settings: Settings, model_source: ModelSource | None = None) -> Ap
 
 
 def ensure_demo_model(settings: Settings) -> str:
-    """Trains and registers a demo champion on synthetic history unless the alias already resolves."""
+    """Trains and registers a demo champion on synthetic history unless the alias names one with current features."""
     from training.demo import ensure_demo_champion
 
     return ensure_demo_champion(

@@ -35,7 +35,9 @@ def _parser() -> argparse.ArgumentParser:
 
     serve = sub.add_parser("serve", help="run the gRPC scoring service")
     serve.add_argument(
-        "--demo", action="store_true", help="train and register a demo champion model first if none is registered"
+        "--demo",
+        action="store_true",
+        help="train and register a demo champion first if none is registered or its features are outdated",
     )
     serve.add_argument("--port", type=int, help="gRPC port (overrides RISK_SERVER__PORT)")
     serve.set_defaults(run=_serve)
@@ -51,12 +53,32 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("file", type=Path)
     check.set_defaults(run=_rules_check)
 
+    permits = sub.add_parser("permits", help="permit registry tools for agencies").add_subparsers(
+        title="permits commands"
+    )
+    feed = permits.add_parser("import", help="feed a permit file (CSV or JSON lines) to a running service")
+    feed.add_argument("file", type=Path, help="permits as .csv (one row per goods line) or JSON lines")
+    feed.add_argument("--strict", action="store_true", help="refuse the whole file if any line is bad")
+    feed.add_argument("--actor", default="bulk-import", help="who is feeding the permits (kept in their history)")
+    feed.add_argument("--address", help="host:port of the service (default from settings)")
+    feed.add_argument("--timeout", type=float, default=600.0, help="deadline in seconds")
+    feed.set_defaults(run=_permits_import)
+    report = permits.add_parser("report", help="reconciliation: authorised, drawn and remaining per permit")
+    report.add_argument("--agency", required=True, help="issuing agency code")
+    report.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    report.add_argument("--address", help="host:port of the service (default from settings)")
+    report.add_argument("--timeout", type=float, default=60.0, help="deadline in seconds per page")
+    report.set_defaults(run=_permits_report)
+
     db = sub.add_parser("db", help="database migrations").add_subparsers(title="db commands")
     up = db.add_parser("upgrade", help="migrate the database to the newest schema")
     up.set_defaults(run=_db_upgrade)
 
     model = sub.add_parser("model", help="model tools").add_subparsers(title="model commands")
-    demo = model.add_parser("demo", help="train and register a demo champion on synthetic history if none exists")
+    demo = model.add_parser(
+        "demo",
+        help="train and register a demo champion on synthetic history if none exists or its features are outdated",
+    )
     demo.set_defaults(run=_model_demo)
     return parser
 
@@ -112,8 +134,6 @@ def _read_request(path: Path) -> tuple[str, Any]:
 def _score(args: argparse.Namespace, settings: Any) -> int:
     import grpc
     from google.protobuf import json_format
-    from google.rpc import error_details_pb2
-    from grpc_status import rpc_status
 
     from protos.risk.v1 import risk_scoring_service_pb2_grpc as pb_grpc
 
@@ -125,17 +145,166 @@ def _score(args: argparse.Namespace, settings: Any) -> int:
         try:
             response = call(request, timeout=args.timeout)
         except grpc.RpcError as err:
-            print(f"risk: {err.code().name}: {err.details()}", file=sys.stderr)
-            status = rpc_status.from_call(err)
-            for detail in status.details if status else []:
-                if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
-                    bad = error_details_pb2.BadRequest()
-                    detail.Unpack(bad)
-                    for v in bad.field_violations:
-                        print(f"  {v.field}: {v.description}", file=sys.stderr)
+            _print_rpc_error(err)
             return 1
     print(json_format.MessageToJson(response, indent=2))
     return 0
+
+
+def _print_rpc_error(err: Any, prefix: str = "risk") -> None:
+    from google.rpc import error_details_pb2
+    from grpc_status import rpc_status
+
+    print(f"{prefix}: {err.code().name}: {err.details()}", file=sys.stderr)
+    status = rpc_status.from_call(err)
+    for detail in status.details if status else []:
+        if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
+            bad = error_details_pb2.BadRequest()
+            detail.Unpack(bad)
+            for v in bad.field_violations:
+                print(f"  {v.field}: {v.description}", file=sys.stderr)
+
+
+def _permits_import(args: argparse.Namespace, settings: Any) -> int:
+    import hashlib
+
+    import grpc
+    from google.rpc import error_details_pb2
+    from tqdm import tqdm
+
+    from protos.risk.v1 import permit_service_pb2 as pb
+    from protos.risk.v1 import permit_service_pb2_grpc as pb_grpc
+    from risk_service.permit_feed import FeedError, read_feed
+
+    path: Path = args.file
+    try:
+        entries = list(read_feed(path))
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    except FeedError as err:
+        print(f"{path}: {err}" if not str(err).startswith(str(path)) else str(err), file=sys.stderr)
+        return 1
+    except OSError as err:
+        print(f"{path}: cannot read: {err.strerror}", file=sys.stderr)
+        return 1
+    bad = [e for e in entries if e.error]
+    for entry in bad:
+        print(f"{path}:{entry.line_number}: {entry.error}", file=sys.stderr)
+    if args.strict and bad:
+        print(f"{path}: refused in strict mode: {len(bad)} bad lines; nothing was sent", file=sys.stderr)
+        return 1
+    good = [e for e in entries if e.permit is not None]
+
+    def requests() -> Any:
+        # The request id ties a row to this file's content, so feeding the same file again is a no-op.
+        for entry in tqdm(good, desc=f"importing {path.name}", unit="permit", disable=None):
+            yield pb.ImportPermitsRequest(
+                line_number=entry.line_number,
+                request_id=f"{digest}:{entry.line_number}",
+                actor=args.actor,
+                permit=entry.permit,
+                strict=args.strict,
+            )
+
+    address = args.address or f"{settings.server.host}:{settings.server.port}"
+    with grpc.insecure_channel(address) as channel:
+        try:
+            response = pb_grpc.PermitServiceStub(channel).ImportPermits(requests(), timeout=args.timeout)
+        except grpc.RpcError as err:
+            _print_rpc_error(err)
+            return 1
+    for row in response.errors:
+        print(f"{path}:{row.line_number}: {row.status.message}", file=sys.stderr)
+        for detail in row.status.details:
+            if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
+                violations = error_details_pb2.BadRequest()
+                detail.Unpack(violations)
+                for v in violations.field_violations:
+                    print(f"  {v.field}: {v.description}", file=sys.stderr)
+    failed = len(bad) + len(response.errors)
+    if not response.applied:
+        print(f"{path}: refused in strict mode: {len(response.errors)} rows were refused; nothing was stored")
+        return 1
+    print(
+        f"{path}: {response.created} created, {response.amended} amended, {response.unchanged} unchanged, "
+        f"{failed} skipped"
+    )
+    return 1 if failed else 0
+
+
+def _permits_report(args: argparse.Namespace, settings: Any) -> int:
+    import csv
+
+    import grpc
+    from google.protobuf import json_format
+
+    from protos.risk.v1 import permit_service_pb2 as pb
+    from protos.risk.v1 import permit_service_pb2_grpc as pb_grpc
+
+    address = args.address or f"{settings.server.host}:{settings.server.port}"
+    usages: list[Any] = []
+    with grpc.insecure_channel(address) as channel:
+        stub = pb_grpc.PermitServiceStub(channel)
+        token = ""
+        while True:
+            try:
+                page = stub.ReportPermitUsage(
+                    pb.ReportPermitUsageRequest(issuing_agency=args.agency, page_size=500, page_token=token),
+                    timeout=args.timeout,
+                )
+            except grpc.RpcError as err:
+                _print_rpc_error(err)
+                return 1
+            usages.extend(page.permits)
+            token = page.next_page_token
+            if not token:
+                break
+    if args.format == "json":
+        for usage in usages:
+            print(json_format.MessageToJson(usage, indent=None, preserving_proto_field_name=True))
+        return 0
+    rows = [_report_row(usage, balance) for usage in usages for balance in usage.permit.balances]
+    if args.format == "csv":
+        writer = csv.writer(sys.stdout)
+        writer.writerow(_REPORT_COLUMNS)
+        writer.writerows(rows)
+        return 0
+    print(f"permits of {args.agency}: {len(usages)}")
+    widths = [max(len(str(c)) for c in column) for column in zip(_REPORT_COLUMNS, *rows, strict=False)]
+    for row in [_REPORT_COLUMNS, *rows]:
+        print("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+    return 0
+
+
+_REPORT_COLUMNS = (
+    "permit_id", "status", "holder_id", "line", "unit", "authorised", "drawn", "remaining",
+    "authorised_value", "drawn_value", "remaining_value", "declarations",
+)  # fmt: skip
+
+
+def _report_row(usage: Any, balance: Any) -> tuple[object, ...]:
+    from protos.risk.v1 import permit_pb2
+
+    def amount(message: Any, field: str) -> str:
+        return f"{getattr(message, field):g}" if message.HasField(field) else "-"
+
+    permit = usage.permit.permit
+    draws = sorted(
+        {f"{d.declaration_id}/v{d.declaration_version}" for d in usage.draws if d.line_number == balance.line_number}
+    )
+    return (
+        permit.permit_id,
+        permit_pb2.PermitStatus.Name(permit.status).removeprefix("PERMIT_STATUS_"),
+        permit.holder_id,
+        balance.line_number,
+        balance.unit or "-",
+        amount(balance, "authorised_quantity"),
+        f"{balance.drawn_quantity:g}",
+        amount(balance, "remaining_quantity"),
+        amount(balance, "authorised_value"),
+        f"{balance.drawn_value:g}",
+        amount(balance, "remaining_value"),
+        " ".join(draws) or "-",
+    )
 
 
 def _rules_check(args: argparse.Namespace, settings: Any) -> int:

@@ -67,6 +67,31 @@ class ModelSettings(BaseModel):
     tracking_uri: str | None = Field(None, description="MLflow tracking URI; defaults to a local store under data_dir.")
 
 
+class PermitCheckSetting(BaseModel):
+    min_channel: str | None = Field(None, description="Channel a hit raises the declaration to at least; unset: none.")
+    weight: float = Field(0.0, ge=-1, le=1, description="Score weight of a hit, as for rules.")
+
+    @model_validator(mode="after")
+    def _known_channel(self) -> PermitCheckSetting:
+        if self.min_channel is not None and self.min_channel not in {"GREEN", "BLUE", "YELLOW", "RED"}:
+            raise ValueError("min_channel must be GREEN, BLUE, YELLOW or RED")
+        return self
+
+
+class PermitSettings(BaseModel):
+    enabled: bool = Field(True, description="Cross-check declarations against the permit registry.")
+    controlled_goods_path: Path | None = Field(
+        None, description="Controlled goods table (YAML or CSV); defaults to the shipped table."
+    )
+    checks: dict[str, PermitCheckSetting] = Field(
+        default_factory=dict,
+        description="Overrides of a permit check's channel and weight by reason code, e.g. "
+        'RISK_PERMITS__CHECKS=\'{"PERMIT_MISSING": {"min_channel": "RED", "weight": 0.5}}\'.',
+    )
+    cache_max_entries: int = Field(200_000, ge=100, description="Most permits kept in memory for scoring.")
+    max_import_rows: int = Field(200_000, ge=1, description="Most permits one ImportPermits call may carry.")
+
+
 class Settings(BaseSettings):
     """Service configuration; every field can be set as RISK_<FIELD> or RISK_<GROUP>__<FIELD>."""
 
@@ -85,6 +110,7 @@ class Settings(BaseSettings):
     validation: ValidationSettings = Field(default_factory=ValidationSettings)  # type: ignore[arg-type]
     policy: PolicySettings = Field(default_factory=PolicySettings)  # type: ignore[arg-type]
     model: ModelSettings = Field(default_factory=ModelSettings)  # type: ignore[arg-type]
+    permits: PermitSettings = Field(default_factory=PermitSettings)  # type: ignore[arg-type]
 
     @property
     def resolved_database_url(self) -> str:

@@ -105,8 +105,12 @@ class PermitStore(Protocol):
 
     def usage(self, issuing_agency: str, *, after: str, limit: int) -> list[PermitUsage]: ...
 
-    def changes_since(self, seq: int) -> tuple[int, list[str]]:
-        """(highest change sequence number, ids of permits changed after `seq`)."""
+    def changes_since(self, seq: int) -> list[tuple[int, str]]:
+        """(change sequence number, permit id) of every change numbered above `seq`, in number order."""
+        ...
+
+    def last_change_seq(self) -> int:
+        """The highest change sequence number so far; 0 when there is none."""
         ...
 
     def cancel_declaration(

@@ -16,6 +16,8 @@ from risk_service.domain.declaration import Declaration
 from risk_service.domain.feature_rows import declaration_columns
 from risk_service.domain.importer_history import ImporterHistory
 from risk_service.domain.model_handle import LoadedModel, ModelHandle
+from risk_service.domain.permits.ledger import LedgerClaim
+from risk_service.domain.permits.screen import PermitScreen
 from risk_service.domain.policy import SelectionPolicy, combine_scores
 from risk_service.domain.rules import RuleSet, item_contexts
 
@@ -33,28 +35,39 @@ class Screener:
     models: ModelHandle
     policy: SelectionPolicy
     history: ImporterHistory
+    permits: PermitScreen | None = None  # None: permits are not checked (no single window)
     top_contributions: int = 5
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     new_id: Callable[[], str] = field(default=lambda: str(uuid.uuid4()))
 
     def assess(self, declarations: Sequence[Declaration]) -> list[Assessment]:
+        return [s.assessment for s in self.screen(declarations)]
+
+    def screen(self, declarations: Sequence[Declaration]) -> list[Screened]:
+        """Assessments, with what each declaration draws from permits (settled by the store)."""
         if not declarations:
             return []
         loaded = self.models.current
         rule_set = self.rules.current
-        columns, spans = declaration_columns(declarations, self.history)
+        now = self.clock()
+        permits = self.permits
+        checks = [permits.check(d, now) for d in declarations] if permits is not None else None
+        columns, spans = declaration_columns(
+            declarations, self.history, [c.item_facts for c in checks] if checks is not None else None
+        )
         state = loaded.model.feature_state if loaded else None
         matrix = features.build_feature_matrix(columns, state)
         probabilities = loaded.model.predict_proba(matrix) if loaded else None
-        now = self.clock()
 
         drafts: list[_Draft] = []
-        for declaration, span in zip(declarations, spans, strict=True):
+        for n, (declaration, span) in enumerate(zip(declarations, spans, strict=True)):
             rows = matrix[span]
             hits = rule_set.evaluate(
                 item_contexts(declaration, features.FEATURE_NAMES, rows),
                 on=(declaration.lodgement_time or now).date(),
             )
+            if checks is not None:
+                hits = (*hits, *checks[n].hits)
             model_score: float | None = None
             top_row = span.start
             if probabilities is not None:
@@ -67,8 +80,13 @@ class Screener:
             drafts.append(_Draft(declaration, hits, model_score, risk, channel, control, span.start, top_row))
 
         contributions = self._contributions(loaded, matrix, drafts)
+        goods_version = permits.table_version if permits is not None else ""
         return [
-            self._assessment(d, contributions.get(i, ()), loaded, rule_set.version, now) for i, d in enumerate(drafts)
+            Screened(
+                self._assessment(d, contributions.get(i, ()), loaded, rule_set.version, goods_version, now),
+                checks[i].claim if checks is not None else None,
+            )
+            for i, d in enumerate(drafts)
         ]
 
     def _contributions(
@@ -106,6 +124,7 @@ class Screener:
         contributions: tuple[FeatureContribution, ...],
         loaded: LoadedModel | None,
         rule_set_version: str,
+        controlled_goods_version: str,
         now: datetime,
     ) -> Assessment:
         d = draft.declaration
@@ -124,7 +143,14 @@ class Screener:
             model_version=loaded.version if loaded else "",
             rule_set_version=rule_set_version,
             assessment_time=now,
+            controlled_goods_version=controlled_goods_version,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class Screened:
+    assessment: Assessment
+    claim: LedgerClaim | None  # None when permits are not checked
 
 
 @dataclass(slots=True)

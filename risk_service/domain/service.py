@@ -15,7 +15,7 @@ from risk_service.domain.declaration import Declaration
 from risk_service.domain.errors import AlreadyExists, DomainError, FieldViolation, InvalidArgument, Unavailable
 from risk_service.domain.importer_history import ImporterHistory
 from risk_service.domain.ports import AssessmentRecord, AssessmentStore, SaveResult
-from risk_service.domain.screening import Screener
+from risk_service.domain.screening import Screened, Screener
 from risk_service.domain.validation import ValidationLimits, validate_batch, validate_declaration
 
 log = logging.getLogger(__name__)
@@ -133,18 +133,29 @@ class ScoringService:
             self._observer.refused("INVALID_ARGUMENT")
             raise InvalidArgument(violations)
 
-    async def _screen(self, declarations: Sequence[Declaration]) -> list[Assessment]:
+    async def _screen(self, declarations: Sequence[Declaration]) -> list[Screened]:
+        permits = self._screener.permits
+        if permits is not None:
+            try:
+                await permits.prepare(declarations)
+            except Exception as err:
+                log.error("loading permits for %d declarations failed: %s", len(declarations), type(err).__name__)
+                self._observer.refused("PERMITS_UNAVAILABLE", len(declarations))
+                raise Unavailable("the permit registry is unavailable; retry later") from err
         if sum(len(d.items) for d in declarations) <= INLINE_SCREENING_ITEMS:
-            return self._screener.assess(declarations)
+            return self._screener.screen(declarations)
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._screening_pool, self._screener.assess, declarations)
+        return await loop.run_in_executor(self._screening_pool, self._screener.screen, declarations)
 
     async def _score_valid(
         self, declarations: Sequence[Declaration], *, atomic: bool = False
     ) -> list[Assessment | DomainError]:
         started = time.perf_counter()
-        assessments = await self._screen(declarations)
-        records = [AssessmentRecord(a, d, content_hash(d)) for a, d in zip(assessments, declarations, strict=True)]
+        screened = await self._screen(declarations)
+        records = [
+            AssessmentRecord(s.assessment, d, content_hash(d), s.claim)
+            for s, d in zip(screened, declarations, strict=True)
+        ]
         try:
             results: list[SaveResult] = await asyncio.wrap_future(self._store.save_many(records, atomic=atomic))
         except Exception as err:

@@ -52,15 +52,18 @@ class DrawRefusal:
     unit: str = ""
     requested_quantity: float = 0.0
     remaining_quantity: float | None = None  # None: quantity not limited
+    authorised_quantity: float | None = None
     requested_value: float = 0.0
     remaining_value: float | None = None  # None: value not limited
+    authorised_value: float | None = None
     used_by: str = ""  # ALREADY_USED: the declaration that used the permit
 
 
 @dataclass(frozen=True, slots=True)
 class DrawRecord:
-    """A stored draw, as the reconciliation report lists it."""
+    """A stored draw, as the reconciliation report and a cancellation list it."""
 
+    permit_id: str
     declaration_id: str
     declaration_version: int
     line_number: int

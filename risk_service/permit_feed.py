@@ -1,0 +1,235 @@
+"""Reads an agency's permit file (CSV or JSON lines) into risk.v1.Permit messages, with an error per bad line.
+
+CSV: one row per goods line; consecutive rows with the same permit_id are one permit, whose
+permit-level columns come from its first row and must repeat unchanged on the others. Columns:
+permit_id, issuing_agency, type, holder_id, valid_from, valid_to, allowed_origin_countries,
+allowed_customs_offices, end_use, single_use, line_number, hs_prefix, description, unit,
+authorised_quantity, authorised_value. Lists are separated by ';'. Dates are ISO 8601; a date
+without a time is a whole day in UTC, so valid_to 2027-06-30 means valid through that day.
+JSON lines: one risk.v1.Permit in proto JSON per line; blank lines are skipped.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+from google.protobuf import json_format
+
+from protos.risk.v1 import permit_pb2
+
+CSV_COLUMNS = (
+    "permit_id",
+    "issuing_agency",
+    "type",
+    "holder_id",
+    "valid_from",
+    "valid_to",
+    "allowed_origin_countries",
+    "allowed_customs_offices",
+    "end_use",
+    "single_use",
+    "line_number",
+    "hs_prefix",
+    "description",
+    "unit",
+    "authorised_quantity",
+    "authorised_value",
+)
+_PERMIT_COLUMNS = CSV_COLUMNS[:10]
+_REQUIRED = frozenset({"permit_id", "issuing_agency", "type", "holder_id", "valid_from", "valid_to", "hs_prefix"})
+_TRUE = frozenset({"true", "yes", "1", "y"})
+_FALSE = frozenset({"false", "no", "0", "n", ""})
+MAX_FEED_BYTES = 512 * 1024 * 1024
+
+
+class FeedError(Exception):
+    """The file as a whole cannot be read (missing, unreadable, no header)."""
+
+
+@dataclass(frozen=True, slots=True)
+class FeedEntry:
+    line_number: int  # first line of the permit in the file
+    permit: permit_pb2.Permit | None
+    error: str = ""  # why the entry could not be read; permit is None then
+
+
+def read_feed(path: Path) -> Iterator[FeedEntry]:
+    """Entries in file order; a bad line yields an entry with its error and reading goes on."""
+    try:
+        size = path.stat().st_size
+        if size > MAX_FEED_BYTES:
+            raise FeedError(f"{path}: {size} bytes is larger than the {MAX_FEED_BYTES} bytes a feed may have")
+        handle = path.open(encoding="utf-8-sig", newline="")
+    except OSError as err:
+        raise FeedError(f"{path}: cannot read: {err.strerror}") from None
+    with handle:
+        if path.suffix.lower() == ".csv":
+            yield from _read_csv(handle)
+        else:
+            yield from _read_json_lines(handle)
+
+
+def _read_json_lines(handle: io.TextIOBase) -> Iterator[FeedEntry]:
+    for number, raw in enumerate(handle, start=1):
+        text = raw.strip()
+        if not text:
+            continue
+        try:
+            document = json.loads(text)
+            if not isinstance(document, dict):
+                raise ValueError("expected a JSON object")
+            yield FeedEntry(number, json_format.ParseDict(document, permit_pb2.Permit()))
+        except (ValueError, json_format.ParseError, RecursionError) as err:
+            yield FeedEntry(number, None, f"not a risk.v1.Permit: {str(err)[:300]}")
+        except UnicodeDecodeError:
+            yield FeedEntry(number, None, "not UTF-8 text")
+
+
+def _read_csv(handle: io.TextIOBase) -> Iterator[FeedEntry]:
+    reader = csv.DictReader(handle, strict=True)
+    try:
+        header = reader.fieldnames
+    except (csv.Error, UnicodeDecodeError) as err:
+        raise FeedError(f"line 1: cannot read the CSV header: {err}") from None
+    if not header:
+        raise FeedError("line 1: the file is empty; a CSV header is required")
+    missing = [c for c in CSV_COLUMNS if c not in header]
+    if missing:
+        raise FeedError(f"line 1: CSV header lacks {', '.join(missing)}")
+    current: permit_pb2.Permit | None = None
+    first_line = 0
+    first_row: dict[str, str] = {}
+    broken = False
+    rows = iter(reader)
+    while True:
+        line = reader.line_num + 1
+        try:
+            row = next(rows)
+        except StopIteration:
+            break
+        except (csv.Error, UnicodeDecodeError) as err:
+            yield FeedEntry(line, None, f"malformed CSV: {err}")
+            continue
+        line = reader.line_num if reader.line_num else line
+        if None in row or any(v is None for v in row.values()):
+            yield FeedEntry(line, None, f"expected {len(header)} columns")
+            continue
+        cells = {k: (v or "").strip() for k, v in row.items() if k is not None}
+        if current is not None and cells["permit_id"] == first_row["permit_id"]:
+            if broken:
+                continue
+            changed = [c for c in _PERMIT_COLUMNS if cells[c] != first_row[c]]
+            if changed:
+                broken = True
+                current = None
+                yield FeedEntry(
+                    line, None, f"permit {cells['permit_id']}: {', '.join(changed)} differ from line {first_line}"
+                )
+                continue
+            try:
+                current.goods_lines.append(_goods_line(cells))
+            except ValueError as err:
+                broken, current = True, None
+                yield FeedEntry(line, None, str(err))
+            continue
+        if current is not None:
+            yield FeedEntry(first_line, current)
+        current, first_line, first_row, broken = None, line, cells, False
+        try:
+            current = _permit(cells)
+        except ValueError as err:
+            broken = True
+            yield FeedEntry(line, None, str(err))
+    if current is not None:
+        yield FeedEntry(first_line, current)
+
+
+def _permit(cells: dict[str, str]) -> permit_pb2.Permit:
+    empty = sorted(c for c in _REQUIRED if not cells[c])
+    if empty:
+        raise ValueError(f"{', '.join(empty)} must not be empty")
+    permit = permit_pb2.Permit(
+        permit_id=cells["permit_id"],
+        issuing_agency=cells["issuing_agency"],
+        type=_permit_type(cells["type"]),
+        holder_id=cells["holder_id"],
+        allowed_origin_countries=_list(cells["allowed_origin_countries"]),
+        allowed_customs_offices=_list(cells["allowed_customs_offices"]),
+        end_use=cells["end_use"],
+        single_use=_bool("single_use", cells["single_use"]),
+    )
+    permit.valid_from_time.FromDatetime(_instant("valid_from", cells["valid_from"], end_of_day=False))
+    permit.valid_to_time.FromDatetime(_instant("valid_to", cells["valid_to"], end_of_day=True))
+    permit.goods_lines.append(_goods_line(cells))
+    return permit
+
+
+def _goods_line(cells: dict[str, str]) -> permit_pb2.PermitGoodsLine:
+    line = permit_pb2.PermitGoodsLine(
+        line_number=_int("line_number", cells["line_number"]),
+        hs_prefix=cells["hs_prefix"],
+        description=cells["description"],
+        unit=cells["unit"],
+    )
+    if cells["authorised_quantity"]:
+        line.authorised_quantity = _float("authorised_quantity", cells["authorised_quantity"])
+    if cells["authorised_value"]:
+        line.authorised_value = _float("authorised_value", cells["authorised_value"])
+    return line
+
+
+def _permit_type(text: str) -> permit_pb2.PermitType.ValueType:
+    name = text.upper()
+    name = name if name.startswith("PERMIT_TYPE_") else f"PERMIT_TYPE_{name}"
+    try:
+        value = permit_pb2.PermitType.Value(name)
+    except ValueError:
+        known = ", ".join(n.removeprefix("PERMIT_TYPE_") for n in permit_pb2.PermitType.keys()[1:])
+        raise ValueError(f"type {text!r} is not a permit type ({known})") from None
+    return value
+
+
+def _list(text: str) -> list[str]:
+    return [part.strip() for part in text.split(";") if part.strip()]
+
+
+def _bool(column: str, text: str) -> bool:
+    if text.lower() in _TRUE:
+        return True
+    if text.lower() in _FALSE:
+        return False
+    raise ValueError(f"{column} {text!r} is not true or false")
+
+
+def _int(column: str, text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(f"{column} {text!r} is not a whole number") from None
+
+
+def _float(column: str, text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise ValueError(f"{column} {text!r} is not a number") from None
+
+
+def _instant(column: str, text: str, *, end_of_day: bool) -> datetime:
+    try:
+        if len(text) == 10:
+            day = date.fromisoformat(text)
+            start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+            return start + timedelta(days=1) if end_of_day else start
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"{column} {text!r} is not an ISO 8601 date or time") from None
+    if moment.tzinfo is None:
+        raise ValueError(f"{column} {text!r} has no time zone; add Z or an offset")
+    return moment.astimezone(UTC)
