@@ -1,11 +1,17 @@
 """Scoring benchmark: a load generator in its own process against a real `risk serve` with storage on.
 
     .venv/bin/python benchmarks/bench_scoring.py [--runs 3] [--seconds 10] [--database-url URL]
+        [--permits {none,checked,unchecked}]
 
 Starts the server as a subprocess on a fresh data folder (demo champion model, SQLite unless
 --database-url is given), then measures unary calls at 8 and 32 in flight, batches of 500 and a
 bidirectional stream. Prints declarations per second and p50/p99 latency per mode: the median of
 --runs runs. Not a test: the machine is shared and noisy, so compare ratios, not absolutes.
+
+--permits checked: every goods item cites a permit, registered first through ImportPermits
+(a realistic mix: 90% the importer's own licence for the goods, 5% an unknown id, 5% another
+importer's), and the service checks them and draws from them. --permits unchecked sends the same
+declarations to a service with permit checks off, the baseline the issue's 15% bound is against.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator, Callable
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +35,9 @@ import grpc
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from protos.risk.v1 import declaration_pb2  # noqa: E402
+from protos.risk.v1 import declaration_pb2, permit_pb2  # noqa: E402
+from protos.risk.v1 import permit_service_pb2 as permit_pb  # noqa: E402
+from protos.risk.v1 import permit_service_pb2_grpc as permit_grpc  # noqa: E402
 from protos.risk.v1 import risk_scoring_service_pb2 as pb  # noqa: E402
 from protos.risk.v1 import risk_scoring_service_pb2_grpc as pb_grpc  # noqa: E402
 
@@ -39,11 +47,12 @@ class DeclarationFactory:
     fraud mix the demo model was trained on, so flag rates (and so contribution work) are realistic.
     Ids get a run prefix so every call is fresh work, never an idempotent replay."""
 
-    def __init__(self, run: str, seed: int = 0, n_declarations: int = 20_000) -> None:
+    def __init__(self, run: str, seed: int = 0, n_declarations: int = 20_000, *, cite_permits: bool = False) -> None:
         from training.synthetic import generate_history
 
         history = generate_history(n_declarations, seed=1000 + seed, start=date(2026, 1, 1), days=300)
         self._declarations = _declarations_from_history(history, run)
+        self.permits = _cite_permits(self._declarations, run, seed) if cite_permits else []
         self._n = 0
 
     def __call__(self) -> declaration_pb2.Declaration:
@@ -99,6 +108,57 @@ def _declarations_from_history(history: Any, run: str) -> list[declaration_pb2.D
             duties_and_taxes=[declaration_pb2.DutyTax(type_code="B00", amount=cols["duties_and_taxes"][i])],
         )
     return out
+
+
+def _cite_permits(declarations: list[declaration_pb2.Declaration], run: str, seed: int) -> list[permit_pb2.Permit]:
+    """Makes every item cite a permit and returns the permits to register (one per importer and HS chapter)."""
+    import random
+
+    rng = random.Random(seed)
+    permits: dict[tuple[str, str], permit_pb2.Permit] = {}
+    for d in declarations:
+        for it in d.items:
+            chapter = it.hs_code[:2]
+            key = (d.importer.id, chapter)
+            permit = permits.get(key)
+            if permit is None:
+                permit = permit_pb2.Permit(
+                    permit_id=f"LIC{run}-{len(permits)}",
+                    issuing_agency="MOTIE",
+                    type=permit_pb2.PERMIT_TYPE_IMPORT_LICENCE,
+                    holder_id=d.importer.id,
+                    goods_lines=[permit_pb2.PermitGoodsLine(line_number=1, hs_prefix=chapter, unit=it.quantity_unit)],
+                )
+                permit.valid_from_time.FromDatetime(datetime(2025, 1, 1, tzinfo=UTC))
+                permit.valid_to_time.FromDatetime(datetime(2028, 1, 1, tzinfo=UTC))
+                permits[key] = permit
+            line = permit.goods_lines[0]
+            line.authorised_quantity = line.authorised_quantity + it.quantity * 20 + 1
+            draw = rng.random()
+            if draw < 0.90:
+                cited = permit.permit_id
+            elif draw < 0.95:
+                cited = f"LIC{run}-UNKNOWN-{rng.randrange(1_000_000)}"
+            else:  # another importer's licence
+                cited = rng.choice(list(permits.values())).permit_id
+            del it.permit_references[:]
+            it.permit_references.append(cited)
+    return list(permits.values())
+
+
+def register_permits(address: str, permits: list[permit_pb2.Permit]) -> float:
+    """Feeds the permits through ImportPermits; returns the seconds it took."""
+    started = time.perf_counter()
+    with grpc.insecure_channel(address) as channel:
+        stub = permit_grpc.PermitServiceStub(channel)
+        requests = (
+            permit_pb.ImportPermitsRequest(line_number=n, request_id=f"{p.permit_id}", actor="bench", permit=p)
+            for n, p in enumerate(permits, start=1)
+        )
+        response = stub.ImportPermits(requests, timeout=600)
+    if response.errors:
+        raise RuntimeError(f"{len(response.errors)} permits refused, e.g. {response.errors[0].status.message}")
+    return time.perf_counter() - started
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -180,13 +240,16 @@ async def stream(address: str, make: Callable[[], declaration_pb2.Declaration], 
     return {"decl_per_s": count / elapsed, "p50_ms": float("nan"), "p99_ms": float("nan")}
 
 
-def start_server(data_dir: Path, database_url: str | None) -> tuple[subprocess.Popen[str], str]:
+def start_server(
+    data_dir: Path, database_url: str | None, *, permits: bool = True
+) -> tuple[subprocess.Popen[str], str]:
     env = {
         **os.environ,
         "RISK_DATA_DIR": str(data_dir),
         "RISK_SERVER__PORT": "0",
         "RISK_LOG_LEVEL": "WARNING",
         "RISK_SERVER__RELOAD_INTERVAL_S": "3600",
+        "RISK_PERMITS__ENABLED": "true" if permits else "false",
     }
     if database_url:
         env["RISK_DATABASE_URL"] = database_url
@@ -205,14 +268,23 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--database-url", help="store URL (default: SQLite in a temp folder)")
     parser.add_argument("--data-dir", type=Path, help="reuse a data folder (keeps the trained demo model)")
+    parser.add_argument(
+        "--permits",
+        choices=("none", "checked", "unchecked"),
+        default="none",
+        help="none: declarations as generated; checked/unchecked: every item cites a permit, checks on/off",
+    )
     args = parser.parse_args()
 
     data_dir = args.data_dir or Path(tempfile.mkdtemp(prefix="risk-bench-"))
-    proc, address = start_server(data_dir, args.database_url)
+    proc, address = start_server(data_dir, args.database_url, permits=args.permits != "unchecked")
     results: dict[str, list[dict[str, float]]] = {}
     try:
         for run in range(args.runs):
-            make = DeclarationFactory(run=f"{os.getpid()}-{run}", seed=run)
+            make = DeclarationFactory(run=f"{os.getpid()}-{run}", seed=run, cite_permits=args.permits != "none")
+            if args.permits == "checked":
+                seconds = register_permits(address, make.permits)
+                print(f"registered {len(make.permits)} permits in {seconds:.1f} s", flush=True)
             modes = {
                 "unary_8": unary(address, make, 8, args.seconds),
                 "unary_32": unary(address, make, 32, args.seconds),
@@ -226,7 +298,10 @@ def main() -> None:
         proc.wait(timeout=30)
 
     summary = {mode: {k: statistics.median(r[k] for r in runs) for k in runs[0]} for mode, runs in results.items()}
-    print(f"store: {args.database_url or 'sqlite'}   runs: {args.runs} x {args.seconds:.0f}s   (median of runs)")
+    print(
+        f"store: {args.database_url or 'sqlite'}   permits: {args.permits}   "
+        f"runs: {args.runs} x {args.seconds:.0f}s   (median of runs)"
+    )
     print(f"{'mode':<10} {'decl/s':>10} {'p50 ms':>8} {'p99 ms':>8}")
     for mode, s in summary.items():
         print(f"{mode:<10} {s['decl_per_s']:>10.0f} {s['p50_ms']:>8.2f} {s['p99_ms']:>8.2f}")

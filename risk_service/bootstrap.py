@@ -6,14 +6,21 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import features
-from risk_service.domain.assessment import Channel
+from risk_service.domain.assessment import Assessment, Channel
 from risk_service.domain.importer_history import ImporterHistory
 from risk_service.domain.model_handle import ModelHandle, ModelSource, ScoringModel
+from risk_service.domain.permits.cache import PermitCache
+from risk_service.domain.permits.checks import PermitCheckConfig, flag_refusals
+from risk_service.domain.permits.controlled_goods import DEFAULT_CONTROLLED_GOODS_PATH, ControlledGoodsHolder
+from risk_service.domain.permits.ledger import DrawRefusal
+from risk_service.domain.permits.screen import PermitScreen
+from risk_service.domain.permits.service import PermitService
 from risk_service.domain.policy import SelectionPolicy
+from risk_service.domain.ports import AssessmentRecord
 from risk_service.domain.rules import DEFAULT_RULES_PATH, RuleSetHolder
 from risk_service.domain.screening import Screener
 from risk_service.domain.service import ScoringService
@@ -21,7 +28,7 @@ from risk_service.domain.validation import ValidationLimits
 from risk_service.grpc.server import RunningServer, start_server
 from risk_service.metrics import PrometheusObserver, publish_versions
 from risk_service.settings import Settings
-from risk_service.store import SqlAssessmentStore, migrations
+from risk_service.store import SqlAssessmentStore, SqlPermitStore, migrations
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +62,18 @@ class App:
     models: ModelHandle
     history: ImporterHistory
     service: ScoringService
+    permit_store: SqlPermitStore
+    permits: PermitService | None  # None when permit checks are disabled
+    permit_screen: PermitScreen | None
+    controlled_goods: ControlledGoodsHolder | None
+
+    def reload(self) -> None:
+        """Picks up edited rule and controlled goods files and permits changed by other processes."""
+        self.rules.reload_if_changed()
+        if self.controlled_goods is not None:
+            self.controlled_goods.reload_if_changed()
+        if self.permit_screen is not None:
+            self.permit_screen.cache.poll()
 
     def publish_versions(self) -> None:
         loaded = self.models.current
@@ -64,11 +83,14 @@ class App:
             self.rules.current.version,
             rules_reload_failed=self.rules.last_error is not None,
             rule_runtime_errors=self.rules.current.runtime_error_count,
+            controlled_goods_version=self.controlled_goods.current.version if self.controlled_goods else "",
+            controlled_goods_reload_failed=bool(self.controlled_goods and self.controlled_goods.last_error),
         )
 
     def close(self) -> None:
         self.service.close()
         self.store.close()
+        self.permit_store.close()
 
 
 def policy_from_settings(settings: Settings) -> SelectionPolicy:
@@ -80,6 +102,16 @@ def policy_from_settings(settings: Settings) -> SelectionPolicy:
         random_control_rate=p.random_control_rate,
         random_control_channel=Channel[p.random_control_channel],
         random_control_salt=p.random_control_salt,
+    )
+
+
+def permit_check_config(settings: Settings) -> PermitCheckConfig:
+    """The default channel and weight of every permit check, with the settings' overrides."""
+    return PermitCheckConfig(
+        {
+            reason: (Channel[s.min_channel] if s.min_channel else None, s.weight)
+            for reason, s in settings.permits.checks.items()
+        }
     )
 
 
@@ -95,33 +127,57 @@ def build_app(settings: Settings, model_source: ModelSource | None = None) -> Ap
     models = ModelHandle(source)
     if not models.refresh() and models.current is None:
         log.warning("no model in service (%s); scoring with rules alone", models.last_error)
-    store = SqlAssessmentStore(url, sqlite_synchronous=settings.sqlite_synchronous)
+    policy = policy_from_settings(settings)
+    v = settings.validation
+    limits = ValidationLimits(
+        max_items=v.max_items,
+        max_string_length=v.max_string_length,
+        max_id_length=v.max_id_length,
+        max_permit_references=v.max_permit_references,
+        max_containers=v.max_containers,
+        max_lodgement_age_days=v.max_lodgement_age_days,
+    )
+    permit_store = SqlPermitStore(url, sqlite_synchronous=settings.sqlite_synchronous)
+    permit_screen: PermitScreen | None = None
+    controlled_goods: ControlledGoodsHolder | None = None
+    permits: PermitService | None = None
+    if settings.permits.enabled:
+        check_config = permit_check_config(settings)
+        cache = PermitCache(permit_store, max_entries=settings.permits.cache_max_entries)
+        cache.poll()  # start from the current change number
+        controlled_goods = ControlledGoodsHolder(
+            settings.permits.controlled_goods_path or DEFAULT_CONTROLLED_GOODS_PATH
+        )
+        permit_screen = PermitScreen(cache, controlled_goods, check_config)
+        permits = PermitService(permit_store, cache, limits, max_import_rows=settings.permits.max_import_rows)
+
+        def settle(record: AssessmentRecord, refusals: Sequence[DrawRefusal]) -> Assessment:
+            return flag_refusals(record.assessment, record.declaration, refusals, check_config, policy)
+
+        store = SqlAssessmentStore(
+            url, sqlite_synchronous=settings.sqlite_synchronous, settle=settle, on_balances=cache.apply_balances
+        )
+    else:
+        store = SqlAssessmentStore(url, sqlite_synchronous=settings.sqlite_synchronous)
     history = ImporterHistory(store.importer_history())
     screener = Screener(
         rules=rules,
         models=models,
-        policy=policy_from_settings(settings),
+        policy=policy,
         history=history,
+        permits=permit_screen,
         top_contributions=settings.policy.top_contributions,
     )
-    v = settings.validation
     service = ScoringService(
         screener,
         store,
         history,
-        ValidationLimits(
-            max_items=v.max_items,
-            max_string_length=v.max_string_length,
-            max_id_length=v.max_id_length,
-            max_permit_references=v.max_permit_references,
-            max_containers=v.max_containers,
-            max_lodgement_age_days=v.max_lodgement_age_days,
-        ),
+        limits,
         max_batch_size=settings.server.max_batch_size,
         max_items_per_call=v.max_items_per_call,
         observer=PrometheusObserver(),
     )
-    app = App(settings, store, rules, models, history, service)
+    app = App(settings, store, rules, models, history, service, permit_store, permits, permit_screen, controlled_goods)
     app.publish_versions()
     return app
 
@@ -157,7 +213,9 @@ async def serve(
 
         metrics_server, _ = start_http_server(settings.server.metrics_port, addr=settings.server.host)
         log.info("metrics on http://%s:%d/metrics", settings.server.host, metrics_server.server_port)
-    running = await start_server(app.service, settings.server)
+    running = await start_server(
+        app.service, settings.server, app.permits, max_import_rows=settings.permits.max_import_rows
+    )
     try:
         await running.set_model_available(app.models.current is not None)
         await running.set_ready(True)
@@ -181,7 +239,7 @@ async def _reload_until(stop: asyncio.Event, app: App, running: RunningServer, i
         if stop.is_set():
             return
         try:
-            await asyncio.to_thread(app.rules.reload_if_changed)
+            await asyncio.to_thread(app.reload)
             await asyncio.to_thread(app.models.refresh)
             store_ok = await asyncio.to_thread(app.store.ping)
             await running.set_ready(store_ok)

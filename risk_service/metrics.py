@@ -22,6 +22,10 @@ SERVING = Info("risk_serving", "Model and rule-set versions in service.")
 RULES_RELOAD_FAILED = Gauge(
     "risk_rules_reload_failed", "1 while the newest rule file is refused and the previous set serves."
 )
+CONTROLLED_GOODS_RELOAD_FAILED = Gauge(
+    "risk_controlled_goods_reload_failed",
+    "1 while the newest controlled goods table is refused and the previous serves.",
+)
 RULE_RUNTIME_ERRORS = Gauge("risk_rule_runtime_errors", "Rule conditions that failed at run time in the current set.")
 
 
@@ -42,9 +46,12 @@ def publish_versions(
     *,
     rules_reload_failed: bool = False,
     rule_runtime_errors: int = 0,
+    controlled_goods_version: str = "",
+    controlled_goods_reload_failed: bool = False,
 ) -> None:
     MODEL_AVAILABLE.set(1 if model_version else 0)
     RULES_RELOAD_FAILED.set(1 if rules_reload_failed else 0)
+    CONTROLLED_GOODS_RELOAD_FAILED.set(1 if controlled_goods_reload_failed else 0)
     RULE_RUNTIME_ERRORS.set(rule_runtime_errors)
     SERVING.info(
         {
@@ -52,5 +59,6 @@ def publish_versions(
             "model_version": model_version or "none",
             "model_status": (ModelStatus.SCORED if model_version else ModelStatus.UNAVAILABLE).name,
             "rule_set_version": rule_set_version,
+            "controlled_goods_version": controlled_goods_version or "none",
         }
     )

@@ -6,10 +6,10 @@ import json
 import logging
 import queue
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -17,9 +17,11 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from risk_service.domain.assessment import Assessment
 from risk_service.domain.errors import Unavailable
-from risk_service.domain.ports import AssessmentRecord, SaveResult
+from risk_service.domain.permits.model import LineBalance
+from risk_service.domain.ports import AssessmentRecord, BalancesChanged, SaveResult, SettleRefusals
 from risk_service.store import codec
 from risk_service.store.db import create_engine
+from risk_service.store.ledger import LineKey, Settlement, needs_ledger, settle_claims
 from risk_service.store.tables import assessments
 
 log = logging.getLogger(__name__)
@@ -45,6 +47,10 @@ class _Submission:
 
 class _AtomicRace(Exception):
     """Another writer stored a key of an atomic submission between its conflict check and its insert."""
+
+
+class _LedgerRace(Exception):
+    """Another writer stored a key whose claim this transaction settled; its draws must not stay."""
 
 
 def _key(record: AssessmentRecord) -> _Key:
@@ -92,13 +98,27 @@ class SqlAssessmentStore:
     `max_batch` records) and writes it in one transaction, so one commit (one fsync) serves many
     calls. If that transaction fails, each submission is retried in its own transaction, so one bad
     submission fails only its own future. The schema must exist: run `migrations.upgrade` first.
+
+    Records with a permit claim settle it in the same transaction (see `risk_service.store.ledger`):
+    `settle` turns the ledger's refusals into the assessment to store, and `on_balances` hears the
+    new totals of the goods lines drawn from after each commit.
     """
 
-    def __init__(self, url: str, *, max_batch: int = 2000, sqlite_synchronous: str = "FULL") -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        max_batch: int = 2000,
+        sqlite_synchronous: str = "FULL",
+        settle: SettleRefusals | None = None,
+        on_balances: BalancesChanged | None = None,
+    ) -> None:
         if max_batch < 1:
             raise ValueError("max_batch must be at least 1")
         self._engine = create_engine(url, sqlite_synchronous=sqlite_synchronous)
         self._max_batch = max_batch
+        self._settle = settle
+        self._on_balances = on_balances
         self._insert = self._build_insert(self._engine.dialect.name)
         self._queue: queue.SimpleQueue[_Submission | None] = queue.SimpleQueue()
         self._lock = threading.Lock()
@@ -192,22 +212,33 @@ class SqlAssessmentStore:
         if not ready:
             return
         try:
-            results = self._transaction(ready)
+            results, balances = self._transaction(ready)
         except Exception:
             log.warning("batch of %d submissions failed; retrying each on its own", len(ready), exc_info=True)
             self._drop_connection()
             for s in ready:
                 try:
-                    (result,) = self._transaction([s])
+                    (result,), balances = self._transaction([s])
                 except Exception as err:
                     log.warning("storing a submission of %d assessments failed: %s", len(s.records), type(err).__name__)
                     self._drop_connection()
                     s.future.set_exception(err)
                 else:
+                    self._notify(balances)
                     s.future.set_result(result)
             return
+        # Before the callers hear of the commit, so a caller's next screening sees its own draws.
+        self._notify(balances)
         for s, result in zip(ready, results, strict=True):
             s.future.set_result(result)
+
+    def _notify(self, balances: Mapping[LineKey, LineBalance]) -> None:
+        if not balances or self._on_balances is None:
+            return
+        try:
+            self._on_balances(balances)
+        except Exception:  # the draws are committed; a listener's failure must not fail their callers
+            log.exception("the balances listener failed on %d goods lines", len(balances))
 
     def _connection(self) -> sa.Connection:
         if self._conn is None or self._conn.closed or self._conn.invalidated:
@@ -223,8 +254,13 @@ class SqlAssessmentStore:
             except Exception:
                 log.debug("closing the writer connection failed", exc_info=True)
 
-    def _transaction(self, submissions: list[_Submission]) -> list[list[SaveResult]]:
-        """Writes the submissions in one transaction, with the results of writing them one after another."""
+    def _transaction(
+        self, submissions: list[_Submission]
+    ) -> tuple[list[list[SaveResult]], Mapping[LineKey, LineBalance]]:
+        """Writes the submissions in one transaction, with the results of writing them one after another.
+
+        Also returns the new totals of the permit lines the ledger drew from or gave back to.
+        """
         conn = self._connection()
         with conn.begin():
             atomic_keys = {_key(r) for s in submissions if s.atomic for r in s.records}
@@ -242,6 +278,7 @@ class SqlAssessmentStore:
                     key = _key(record)
                     if key not in stored:
                         planned.setdefault(key, (record, row))
+            settlement = self._settle_claims(conn, planned)
             inserted: set[_Key] = set()
             if planned:
                 inserted = {(r[0], r[1]) for r in conn.execute(self._insert, [row for _, row in planned.values()])}
@@ -249,6 +286,12 @@ class SqlAssessmentStore:
             if not atomic_keys.isdisjoint(missed):
                 # The check above did not see that row; alone, in a new transaction, it will.
                 raise _AtomicRace(f"{len(missed)} keys stored by another writer meanwhile, e.g. {missed[0]}")
+            lost = settlement.settled.intersection(missed)
+            if lost:
+                # Another writer stored one of these keys after the ledger looked, so the draws settled for
+                # it would come on top of that writer's. Rolling back undoes them; the retry of each
+                # submission on its own then finds the stored row and settles nothing for it.
+                raise _LedgerRace(f"{len(lost)} settled keys stored by another writer meanwhile, e.g. {min(lost)}")
             stored.update(self._stored(conn, missed, must_exist=True))
             created: set[_Key] = set()
             out: list[list[SaveResult]] = []
@@ -262,7 +305,8 @@ class SqlAssessmentStore:
                     if key in inserted:
                         if key not in created:
                             created.add(key)
-                            results.append(SaveResult(record.assessment, created=True, conflict=False))
+                            # The planned record: its assessment is the stored one, flagged by the ledger if it refused.
+                            results.append(SaveResult(planned[key][0].assessment, created=True, conflict=False))
                         else:  # a second copy in this batch: as if it came after the first
                             original = planned[key][0]
                             conflict = original.content_hash != record.content_hash
@@ -278,7 +322,22 @@ class SqlAssessmentStore:
                 len(rolled_back),
                 ", ".join(f"{len(submissions[n].records)} records" for n in rolled_back),
             )
-        return out
+        return out, settlement.balances
+
+    def _settle_claims(self, conn: sa.Connection, planned: dict[_Key, tuple[AssessmentRecord, _Row]]) -> Settlement:
+        """Settles the permit claims of the records about to be inserted; swaps in the flagged assessments.
+
+        Runs before the insert because a refusal changes the assessment that is stored. Records without a
+        claim and at version 1 (most filings) cost nothing here.
+        """
+        candidates = [record for record, _ in planned.values() if needs_ledger(record)]
+        if not candidates:
+            return Settlement()
+        settlement = settle_claims(conn, candidates, settle=self._settle, now=datetime.now(UTC))
+        for key, flagged in settlement.assessments.items():
+            record = replace(planned[key][0], assessment=flagged)
+            planned[key] = (record, _row(record))
+        return settlement
 
     @staticmethod
     def _refused(

@@ -1,4 +1,4 @@
-"""Assessments and declarations to JSON-able dicts and back, exactly: the stored JSON is the record of truth."""
+"""Assessments, declarations and permits to JSON dicts and back, exactly: the stored JSON is the record of truth."""
 
 from __future__ import annotations
 
@@ -15,6 +15,15 @@ from risk_service.domain.declaration import (
     GoodsItem,
     Party,
     TransportMode,
+)
+from risk_service.domain.permits.ledger import DrawRecord
+from risk_service.domain.permits.model import (
+    Permit,
+    PermitAction,
+    PermitChange,
+    PermitGoodsLine,
+    PermitStatus,
+    PermitType,
 )
 
 # Written into every document so a later change of shape can be read alongside the old one.
@@ -40,6 +49,22 @@ def _time(value: datetime) -> str:
 
 def _parse_time(value: str) -> datetime:
     return datetime.fromisoformat(value).astimezone(UTC)
+
+
+def _optional_time(value: datetime | None) -> str | None:
+    return None if value is None else _time(value)
+
+
+def _parse_optional_time(value: str | None) -> datetime | None:
+    return None if value is None else _parse_time(value)
+
+
+def _optional_num(value: float | None) -> float | str | None:
+    return None if value is None else _num(value)
+
+
+def _optional_float(value: float | str | None) -> float | None:
+    return None if value is None else _float(value)
 
 
 def assessment_to_dict(a: Assessment) -> JsonDict:
@@ -77,6 +102,7 @@ def assessment_to_dict(a: Assessment) -> JsonDict:
         "model_version": a.model_version,
         "rule_set_version": a.rule_set_version,
         "assessment_time": _time(a.assessment_time),
+        "controlled_goods_version": a.controlled_goods_version,
     }
 
 
@@ -115,6 +141,8 @@ def assessment_from_dict(d: JsonDict) -> Assessment:
         model_version=d["model_version"],
         rule_set_version=d["rule_set_version"],
         assessment_time=_parse_time(d["assessment_time"]),
+        # Documents stored before permits were checked have no such field.
+        controlled_goods_version=d.get("controlled_goods_version", ""),
     )
 
 
@@ -211,4 +239,115 @@ def declaration_from_dict(d: JsonDict) -> Declaration:
         invoice_currency=d["invoice_currency"],
         invoice_amount=_float(d["invoice_amount"]),
         items=tuple(_item_from(i) for i in d["items"]),
+    )
+
+
+# -- permits ------------------------------------------------------------------------------------
+
+
+def _goods_line(line: PermitGoodsLine) -> JsonDict:
+    return {
+        "line_number": line.line_number,
+        "hs_prefix": line.hs_prefix,
+        "description": line.description,
+        "unit": line.unit,
+        "authorised_quantity": _optional_num(line.authorised_quantity),
+        "authorised_value": _optional_num(line.authorised_value),
+    }
+
+
+def _goods_line_from(d: JsonDict) -> PermitGoodsLine:
+    return PermitGoodsLine(
+        line_number=d["line_number"],
+        hs_prefix=d["hs_prefix"],
+        description=d["description"],
+        unit=d["unit"],
+        authorised_quantity=_optional_float(d["authorised_quantity"]),
+        authorised_value=_optional_float(d["authorised_value"]),
+    )
+
+
+def permit_to_dict(p: Permit) -> JsonDict:
+    return {
+        "format": FORMAT_VERSION,
+        "permit_id": p.permit_id,
+        "issuing_agency": p.issuing_agency,
+        "type": int(p.type),
+        "holder_id": p.holder_id,
+        "goods_lines": [_goods_line(line) for line in p.goods_lines],
+        "valid_from": _optional_time(p.valid_from),
+        "valid_to": _optional_time(p.valid_to),
+        "allowed_origin_countries": list(p.allowed_origin_countries),
+        "allowed_customs_offices": list(p.allowed_customs_offices),
+        "end_use": p.end_use,
+        "single_use": p.single_use,
+        "status": int(p.status),
+        "version": p.version,
+    }
+
+
+def permit_from_dict(d: JsonDict) -> Permit:
+    return Permit(
+        permit_id=d["permit_id"],
+        issuing_agency=d["issuing_agency"],
+        type=PermitType(d["type"]),
+        holder_id=d["holder_id"],
+        goods_lines=tuple(_goods_line_from(line) for line in d["goods_lines"]),
+        valid_from=_parse_optional_time(d["valid_from"]),
+        valid_to=_parse_optional_time(d["valid_to"]),
+        allowed_origin_countries=tuple(d["allowed_origin_countries"]),
+        allowed_customs_offices=tuple(d["allowed_customs_offices"]),
+        end_use=d["end_use"],
+        single_use=d["single_use"],
+        status=PermitStatus(d["status"]),
+        version=d["version"],
+    )
+
+
+def permit_change_to_dict(c: PermitChange) -> JsonDict:
+    return {
+        "format": FORMAT_VERSION,
+        "request_id": c.request_id,
+        "action": int(c.action),
+        "actor": c.actor,
+        "reason": c.reason,
+        "change_time": _time(c.change_time),
+        "permit": permit_to_dict(c.permit),
+    }
+
+
+def permit_change_from_dict(d: JsonDict) -> PermitChange:
+    return PermitChange(
+        request_id=d["request_id"],
+        action=PermitAction(d["action"]),
+        actor=d["actor"],
+        reason=d["reason"],
+        change_time=_parse_time(d["change_time"]),
+        permit=permit_from_dict(d["permit"]),
+    )
+
+
+def draw_record_to_dict(r: DrawRecord) -> JsonDict:
+    return {
+        "permit_id": r.permit_id,
+        "declaration_id": r.declaration_id,
+        "declaration_version": r.declaration_version,
+        "line_number": r.line_number,
+        "item_number": r.item_number,
+        "quantity": _num(r.quantity),
+        "value": _num(r.value),
+        "drawn_at": _time(r.drawn_at),
+    }
+
+
+def draw_record_from_dict(d: JsonDict) -> DrawRecord:
+    return DrawRecord(
+        permit_id=d["permit_id"],
+        declaration_id=d["declaration_id"],
+        declaration_version=d["declaration_version"],
+        line_number=d["line_number"],
+        item_number=d["item_number"],
+        quantity=_float(d["quantity"]),
+        value=_float(d["value"]),
+        drawn_at=_parse_time(d["drawn_at"]),
     )

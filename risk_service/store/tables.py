@@ -14,6 +14,7 @@ metadata = sa.MetaData(
         "ix": "ix_%(table_name)s_%(column_0_N_name)s",
         "uq": "uq_%(table_name)s_%(column_0_N_name)s",
         "pk": "pk_%(table_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_N_name)s_%(referred_table_name)s",
     }
 )
 
@@ -69,4 +70,97 @@ assessments = sa.Table(
     # serves lookups by importer alone.
     sa.Index("ix_assessments_importer_id_lodged_at", "importer_id", "lodged_at"),
     sa.Index("ix_assessments_assessed_at", "assessed_at"),
+)
+
+
+# -- permits (single window) --------------------------------------------------------------------
+# The permit document (JSON) is the record of truth; the scalar columns copy what lookups filter on.
+
+permits = sa.Table(
+    "permits",
+    metadata,
+    sa.Column("permit_id", sa.String(64), primary_key=True),
+    sa.Column("issuing_agency", sa.String(64), nullable=False),
+    sa.Column("type", sa.SmallInteger, nullable=False),
+    sa.Column("holder_id", sa.String(64), nullable=False),
+    sa.Column("status", sa.SmallInteger, nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("single_use", sa.Boolean, nullable=False),
+    sa.Column("valid_from", UtcDateTime, nullable=True),
+    sa.Column("valid_to", UtcDateTime, nullable=True),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+    sa.Column("permit", JsonDocument, nullable=False),
+    # Listings filter by holder or agency and page by permit_id: one index each serves both.
+    sa.Index("ix_permits_holder_id_permit_id", "holder_id", "permit_id"),
+    sa.Index("ix_permits_issuing_agency_permit_id", "issuing_agency", "permit_id"),
+)
+
+permit_lines = sa.Table(
+    "permit_lines",
+    metadata,
+    sa.Column("permit_id", sa.String(64), sa.ForeignKey("permits.permit_id"), primary_key=True),
+    sa.Column("line_number", sa.Integer, primary_key=True),
+    sa.Column("hs_prefix", sa.String(10), nullable=False),
+    sa.Column("unit", sa.String(16), nullable=False),
+    sa.Column("authorised_quantity", sa.Double, nullable=True),  # None: not limited
+    sa.Column("authorised_value", sa.Double, nullable=True),
+    # Running totals of permit_draws, kept by the ledger under the permit's lock.
+    sa.Column("drawn_quantity", sa.Double, nullable=False, server_default=sa.text("0")),
+    sa.Column("drawn_value", sa.Double, nullable=False, server_default=sa.text("0")),
+    # Listing by HS code looks up every prefix of the code with IN; permit_id makes it index-only.
+    sa.Index("ix_permit_lines_hs_prefix_permit_id", "hs_prefix", "permit_id"),
+)
+
+permit_changes = sa.Table(
+    "permit_changes",
+    metadata,
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("request_id", sa.String(64), nullable=False, unique=True),
+    sa.Column("permit_id", sa.String(64), sa.ForeignKey("permits.permit_id"), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("action", sa.SmallInteger, nullable=False),
+    sa.Column("actor", sa.String, nullable=False),
+    sa.Column("reason", sa.String, nullable=False),
+    sa.Column("changed_at", UtcDateTime, nullable=False),
+    sa.Column("content_hash", sa.String(64), nullable=False),
+    sa.Column("permit", JsonDocument, nullable=False),
+    sa.Index("ix_permit_changes_permit_id_seq", "permit_id", "seq"),  # history, oldest first
+)
+
+permit_draws = sa.Table(
+    "permit_draws",
+    metadata,
+    # Leads with declaration_id: releasing a declaration's draws (amendment, cancellation) reads by it.
+    sa.Column("declaration_id", sa.String(64), primary_key=True),
+    sa.Column("permit_id", sa.String(64), primary_key=True),
+    sa.Column("line_number", sa.Integer, primary_key=True),
+    sa.Column("item_number", sa.Integer, primary_key=True),
+    sa.Column("declaration_version", sa.Integer, nullable=False),
+    sa.Column("quantity", sa.Double, nullable=False),
+    sa.Column("value", sa.Double, nullable=False),
+    sa.Column("drawn_at", UtcDateTime, nullable=False),
+    # A line with draws cannot be deleted: the database backs the rule the permit transition enforces.
+    sa.ForeignKeyConstraint(["permit_id", "line_number"], ["permit_lines.permit_id", "permit_lines.line_number"]),
+    sa.Index("ix_permit_draws_permit_id", "permit_id"),  # the reconciliation report, per permit
+)
+
+permit_uses = sa.Table(
+    "permit_uses",
+    metadata,
+    sa.Column("permit_id", sa.String(64), sa.ForeignKey("permits.permit_id"), primary_key=True),
+    sa.Column("declaration_id", sa.String(64), primary_key=True),
+    sa.Column("declaration_version", sa.Integer, nullable=False),
+    sa.Column("used_at", UtcDateTime, nullable=False),
+    sa.Index("ix_permit_uses_declaration_id", "declaration_id"),
+)
+
+declaration_cancellations = sa.Table(
+    "declaration_cancellations",
+    metadata,
+    sa.Column("declaration_id", sa.String(64), primary_key=True),
+    sa.Column("request_id", sa.String(64), nullable=False),
+    sa.Column("actor", sa.String, nullable=False),
+    sa.Column("reason", sa.String, nullable=False),
+    sa.Column("cancelled_at", UtcDateTime, nullable=False),
+    sa.Column("released", JsonDocument, nullable=False),  # the draws given back, as they were
 )

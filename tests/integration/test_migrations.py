@@ -18,22 +18,68 @@ def _tables(url: str) -> set[str]:
         engine.dispose()
 
 
+PERMIT_TABLES = {
+    "permits",
+    "permit_lines",
+    "permit_changes",
+    "permit_draws",
+    "permit_uses",
+    "declaration_cancellations",
+}
+
+
 def test_upgrade_downgrade_and_upgrade_again(database_url: str) -> None:
     assert migrations.current_revision(database_url) is None
 
     migrations.upgrade(database_url)
-    assert migrations.current_revision(database_url) == "0001"
-    assert "assessments" in _tables(database_url)
+    assert migrations.current_revision(database_url) == "0002"
+    assert {"assessments", *PERMIT_TABLES} <= _tables(database_url)
     migrations.upgrade(database_url)  # already at head: nothing to do
-    assert migrations.current_revision(database_url) == "0001"
+    assert migrations.current_revision(database_url) == "0002"
 
     migrations.downgrade(database_url, "base")
     assert migrations.current_revision(database_url) is None
-    assert "assessments" not in _tables(database_url)
+    assert not {"assessments", *PERMIT_TABLES} & _tables(database_url)
 
     migrations.upgrade(database_url, "head")
+    assert migrations.current_revision(database_url) == "0002"
+    assert {"assessments", *PERMIT_TABLES} <= _tables(database_url)
+
+
+def test_permit_tables_come_with_0002_and_go_on_downgrade_to_0001(database_url: str) -> None:
+    migrations.upgrade(database_url, "0001")
     assert migrations.current_revision(database_url) == "0001"
+    assert not PERMIT_TABLES & _tables(database_url)
+
+    migrations.upgrade(database_url)
+    assert migrations.current_revision(database_url) == "0002"
+    assert _tables(database_url) >= PERMIT_TABLES
+
+    migrations.downgrade(database_url, "0001")
+    assert migrations.current_revision(database_url) == "0001"
+    assert not PERMIT_TABLES & _tables(database_url)
     assert "assessments" in _tables(database_url)
+
+
+def test_permit_lookups_have_their_indexes(database_url: str) -> None:
+    migrations.upgrade(database_url)
+    engine = sa.create_engine(database_url)
+    try:
+        inspector = sa.inspect(engine)
+        indexes = {
+            table: {i["name"]: i["column_names"] for i in inspector.get_indexes(table)}
+            for table in ("permits", "permit_lines", "permit_changes", "permit_draws", "permit_uses")
+        }
+        draws_pk = inspector.get_pk_constraint("permit_draws")["constrained_columns"]
+    finally:
+        engine.dispose()
+    assert indexes["permits"]["ix_permits_holder_id_permit_id"] == ["holder_id", "permit_id"]
+    assert indexes["permits"]["ix_permits_issuing_agency_permit_id"] == ["issuing_agency", "permit_id"]
+    assert indexes["permit_lines"]["ix_permit_lines_hs_prefix_permit_id"] == ["hs_prefix", "permit_id"]
+    assert indexes["permit_changes"]["ix_permit_changes_permit_id_seq"] == ["permit_id", "seq"]
+    assert indexes["permit_draws"]["ix_permit_draws_permit_id"] == ["permit_id"]
+    assert draws_pk[0] == "declaration_id"  # draws by declaration come from the primary key
+    assert indexes["permit_uses"]["ix_permit_uses_declaration_id"] == ["declaration_id"]
 
 
 def test_migrated_schema_matches_the_table_definitions(database_url: str) -> None:
@@ -65,3 +111,4 @@ def test_migrations_ship_inside_the_package() -> None:
     assert (migrations.SCRIPT_LOCATION / "env.py").is_file()
     assert (migrations.SCRIPT_LOCATION / "script.py.mako").is_file()
     assert (migrations.SCRIPT_LOCATION / "versions" / "0001_assessments.py").is_file()
+    assert (migrations.SCRIPT_LOCATION / "versions" / "0002_permits.py").is_file()

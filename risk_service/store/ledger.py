@@ -1,0 +1,551 @@
+"""The permit quantity ledger: settles declarations' claims inside the assessment writer's transaction, under lock.
+
+Balance and single use are decided here only, against rows locked for the rest of the transaction, so
+concurrent writers (threads, processes) never overdraw a goods line. A declaration version draws all it
+claims or nothing. Locks are always taken in one order, so writers never deadlock on them:
+
+1. declarations (PostgreSQL advisory transaction locks, ordered by key): whoever replaces or cancels a
+   declaration's draws holds its lock, so the earlier draws read under it stay true until commit;
+2. permit rows (`SELECT ... FOR UPDATE` ordered by permit_id).
+
+Permit registry changes (permit_store) take permit row locks only (after their own table lock, which
+nothing here takes), so they keep to the same order.
+
+On SQLite every writer runs `BEGIN IMMEDIATE`, which serialises them all; the locks above are then no-ops.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+
+from risk_service.domain.assessment import Assessment
+from risk_service.domain.permits.ledger import DrawRecord, DrawRefusal, LedgerClaim, RefusalKind
+from risk_service.domain.permits.model import LineBalance, PermitStatus
+from risk_service.domain.ports import AssessmentRecord, SettleRefusals
+from risk_service.store.tables import assessments, declaration_cancellations, permit_draws, permit_lines, permit_uses
+from risk_service.store.tables import permits as permits_table
+
+log = logging.getLogger(__name__)
+
+_Key = tuple[str, int]  # (declaration id, version)
+LineKey = tuple[str, int]  # (permit id, line number)
+_T = TypeVar("_T")
+
+# Keeps IN lists well under every backend's bound-parameter limit.
+_CHUNK = 500
+# Running totals are sums of floats; a claim that exactly fills a line must not fail on the last bit.
+_RELATIVE_TOLERANCE = 1e-9
+# What float subtraction leaves where exact arithmetic leaves 0 (far below any real quantity).
+_ROUNDING_RESIDUE = 1e-12
+# First half of the two-int advisory lock key ("PRMT"), so our locks cannot meet another application's.
+_DECLARATION_LOCK_SPACE = 0x50524D54
+
+
+def chunks(items: Sequence[_T], size: int = _CHUNK) -> Iterator[Sequence[_T]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _declaration_lock_key(declaration_id: str) -> int:
+    return int.from_bytes(hashlib.blake2b(declaration_id.encode(), digest_size=4).digest(), "big", signed=True)
+
+
+def lock_declarations(conn: sa.Connection, declaration_ids: Iterable[str]) -> None:
+    """Takes the declarations' ledger locks until commit (PostgreSQL); in key order, so lockers never deadlock."""
+    if conn.dialect.name != "postgresql":
+        return
+    keys = sorted({_declaration_lock_key(d) for d in declaration_ids})
+    if not keys:
+        return
+    # PostgreSQL evaluates volatile output functions after ORDER BY, so the locks are taken in key order.
+    conn.execute(
+        sa.text("SELECT pg_advisory_xact_lock(:space, k) FROM unnest(CAST(:keys AS integer[])) AS t(k) ORDER BY k"),
+        {"space": _DECLARATION_LOCK_SPACE, "keys": keys},
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class PermitFlags:
+    status: PermitStatus
+    single_use: bool
+
+
+def lock_permits(conn: sa.Connection, permit_ids: Iterable[str]) -> dict[str, PermitFlags]:
+    """Locks the permit rows until commit, in permit_id order; their status and single-use flag as locked."""
+    t = permits_table
+    found: dict[str, PermitFlags] = {}
+    for chunk in chunks(sorted(set(permit_ids))):
+        query = (
+            sa.select(t.c.permit_id, t.c.status, t.c.single_use)
+            .where(t.c.permit_id.in_(chunk))
+            .order_by(t.c.permit_id)
+            .with_for_update()
+        )
+        for permit_id, status, single_use in conn.execute(query):
+            found[permit_id] = PermitFlags(PermitStatus(status), bool(single_use))
+    return found
+
+
+@dataclass(slots=True)
+class LineTotals:
+    """A goods line as the ledger sees it under lock: limits and running totals."""
+
+    unit: str
+    authorised_quantity: float | None
+    authorised_value: float | None
+    drawn_quantity: float
+    drawn_value: float
+    changed: bool = False
+
+    @property
+    def balance(self) -> LineBalance:
+        return LineBalance(self.drawn_quantity, self.drawn_value)
+
+
+def load_lines(conn: sa.Connection, permit_ids: Iterable[str]) -> dict[LineKey, LineTotals]:
+    """The goods lines of locked permits; read after the lock, so the totals are the committed ones."""
+    t = permit_lines
+    lines: dict[LineKey, LineTotals] = {}
+    for chunk in chunks(sorted(set(permit_ids))):
+        query = sa.select(
+            t.c.permit_id,
+            t.c.line_number,
+            t.c.unit,
+            t.c.authorised_quantity,
+            t.c.authorised_value,
+            t.c.drawn_quantity,
+            t.c.drawn_value,
+        ).where(t.c.permit_id.in_(chunk))
+        for permit_id, line_number, unit, quantity, value, drawn_quantity, drawn_value in conn.execute(query):
+            lines[(permit_id, line_number)] = LineTotals(unit, quantity, value, drawn_quantity, drawn_value)
+    return lines
+
+
+def write_line_totals(conn: sa.Connection, lines: Mapping[LineKey, LineTotals]) -> dict[LineKey, LineBalance]:
+    """Writes the totals of changed lines (absolute values: the rows are locked); returns their balances."""
+    changed = {key: line for key, line in lines.items() if line.changed}
+    if changed:
+        t = permit_lines
+        update = (
+            sa.update(t)
+            .where(t.c.permit_id == sa.bindparam("p_id"), t.c.line_number == sa.bindparam("p_line"))
+            .values(drawn_quantity=sa.bindparam("p_quantity"), drawn_value=sa.bindparam("p_value"))
+        )
+        conn.execute(
+            update,
+            [
+                {"p_id": p, "p_line": n, "p_quantity": line.drawn_quantity, "p_value": line.drawn_value}
+                for (p, n), line in sorted(changed.items())
+            ],
+        )
+    return {key: line.balance for key, line in changed.items()}
+
+
+@dataclass(frozen=True, slots=True)
+class StoredDraw:
+    permit_id: str
+    line_number: int
+    item_number: int
+    declaration_version: int
+    quantity: float
+    value: float
+    drawn_at: datetime
+
+    def record(self, declaration_id: str) -> DrawRecord:
+        return DrawRecord(
+            self.permit_id,
+            declaration_id,
+            self.declaration_version,
+            self.line_number,
+            self.item_number,
+            self.quantity,
+            self.value,
+            self.drawn_at,
+        )
+
+
+def load_draws(conn: sa.Connection, declaration_ids: Sequence[str]) -> dict[str, list[StoredDraw]]:
+    t = permit_draws
+    found: dict[str, list[StoredDraw]] = {}
+    for chunk in chunks(declaration_ids):
+        query = (
+            sa.select(
+                t.c.declaration_id,
+                t.c.permit_id,
+                t.c.line_number,
+                t.c.item_number,
+                t.c.declaration_version,
+                t.c.quantity,
+                t.c.value,
+                t.c.drawn_at,
+            )
+            .where(t.c.declaration_id.in_(chunk))
+            .order_by(t.c.declaration_id, t.c.permit_id, t.c.line_number, t.c.item_number)
+        )
+        for declaration_id, *rest in conn.execute(query):
+            found.setdefault(declaration_id, []).append(StoredDraw(*rest))
+    return found
+
+
+def load_uses(
+    conn: sa.Connection, *, declaration_ids: Sequence[str] = (), permit_ids: Sequence[str] = ()
+) -> list[tuple[str, str, int]]:
+    """(permit id, declaration id, version) of the uses of these declarations, and of these permits."""
+    t = permit_uses
+    rows: set[tuple[str, str, int]] = set()
+    for column, values in ((t.c.declaration_id, declaration_ids), (t.c.permit_id, permit_ids)):
+        for chunk in chunks(sorted(set(values))):
+            query = sa.select(t.c.permit_id, t.c.declaration_id, t.c.declaration_version).where(column.in_(chunk))
+            rows.update((p, d, v) for p, d, v in conn.execute(query))
+    return sorted(rows)
+
+
+def delete_draws_and_uses(conn: sa.Connection, declaration_ids: Sequence[str]) -> None:
+    for chunk in chunks(sorted(declaration_ids)):
+        conn.execute(sa.delete(permit_draws).where(permit_draws.c.declaration_id.in_(chunk)))
+        conn.execute(sa.delete(permit_uses).where(permit_uses.c.declaration_id.in_(chunk)))
+
+
+# -- settling claims (the assessment writer) ----------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Declaration:
+    """One declaration's place in the ledger during a transaction."""
+
+    latest_version: int | None  # the highest version stored or settled so far
+    cancelled: bool = False
+    draws: list[StoredDraw] = field(default_factory=list)  # what it draws now
+    uses: set[str] = field(default_factory=set)  # single-use permits it uses now
+    replaced: bool = False  # its stored draws and uses are rewritten at the end
+
+
+@dataclass(frozen=True, slots=True)
+class Settlement:
+    """What the ledger did in a writer transaction."""
+
+    #: The assessment to store instead of the record's own, for records with refused claims.
+    assessments: dict[_Key, Assessment] = field(default_factory=dict)
+    #: Records whose claims were settled: each must be inserted in this transaction, or it must roll back.
+    settled: frozenset[_Key] = frozenset()
+    #: New totals of every goods line whose drawn totals changed.
+    balances: dict[LineKey, LineBalance] = field(default_factory=dict)
+
+
+def _has_claim(claim: LedgerClaim | None) -> bool:
+    return claim is not None and bool(claim.draws or claim.single_use_permits)
+
+
+def needs_ledger(record: AssessmentRecord) -> bool:
+    """Only records that claim something, or that may replace an earlier version's draws, cost ledger work."""
+    return record.assessment.declaration_version > 1 or _has_claim(record.claim)
+
+
+def settle_claims(
+    conn: sa.Connection,
+    records: Sequence[AssessmentRecord],
+    *,
+    settle: SettleRefusals | None,
+    now: datetime,
+) -> Settlement:
+    """Settles the claims of records about to be inserted, as if one after another in this order.
+
+    Call it in the writer's transaction before inserting the records, with each key once, and only
+    keys not known to be stored; a key stored meanwhile is found here and left alone. A record settles
+    when no equal or higher version of its declaration is stored (or settled earlier in `records`),
+    and its declaration was not cancelled: it releases every draw and use of the earlier versions and
+    then draws all of its claim, or nothing when any part is refused, in which case `settle` gives the
+    assessment to store. Retries and out-of-order older versions draw nothing and release nothing.
+    """
+    relevant = [r for r in records if needs_ledger(r)]
+    if not relevant:
+        return Settlement()
+    newest: dict[str, int] = {}  # declaration id -> the highest version among the records
+    for r in relevant:
+        a = r.assessment
+        newest[a.declaration_id] = max(newest.get(a.declaration_id, 0), a.declaration_version)
+    lock_declarations(conn, newest)
+    declarations = _load_declarations(conn, newest)
+
+    # Everything a settling record may touch: the permits it claims and those its earlier versions drew from.
+    to_settle = [r for r in relevant if _may_settle(r, declarations[r.assessment.declaration_id])]
+    if not to_settle:
+        return Settlement()
+    claimed = {p for r in to_settle if r.claim is not None for p in r.claim.permit_ids}
+    replacing = [declarations[d] for d in sorted({r.assessment.declaration_id for r in to_settle})]
+    held = {d.permit_id for s in replacing for d in s.draws} | {p for s in replacing for p in s.uses}
+    flags = lock_permits(conn, claimed | held)
+    lines = load_lines(conn, flags)
+    single_use = {p for r in to_settle if r.claim is not None for p in r.claim.single_use_permits}
+    single_use |= {p for p in claimed if p in flags and flags[p].single_use}
+    users: dict[str, set[str]] = {}  # permit id -> declarations using it
+    for permit_id, declaration_id, _ in load_uses(conn, permit_ids=sorted(single_use)):
+        users.setdefault(permit_id, set()).add(declaration_id)
+    for declaration_id, state in declarations.items():
+        for permit_id in state.uses:
+            users.setdefault(permit_id, set()).add(declaration_id)
+
+    replacements: dict[_Key, Assessment] = {}
+    settled: set[_Key] = set()
+    for record in to_settle:
+        a = record.assessment
+        state = declarations[a.declaration_id]
+        if not _may_settle(record, state):  # a higher version settled earlier in this batch
+            continue
+        state.replaced = state.replaced or bool(state.draws or state.uses)
+        _release(state, a.declaration_id, lines, users)
+        state.latest_version = a.declaration_version
+        settled.add((a.declaration_id, a.declaration_version))
+        claim = record.claim if record.claim is not None else LedgerClaim()
+        refusals = _refusals(claim, a.declaration_id, flags, lines, users, single_use)
+        if refusals:
+            log.info(
+                "declaration %s v%d: ledger refused %d parts of its claim (%s); it draws nothing",
+                a.declaration_id,
+                a.declaration_version,
+                len(refusals),
+                ", ".join(sorted({r.kind.value for r in refusals})),
+            )
+            if settle is None:
+                log.warning(
+                    "declaration %s v%d: no settle function, so the assessment is stored unflagged",
+                    a.declaration_id,
+                    a.declaration_version,
+                )
+            else:
+                replacements[(a.declaration_id, a.declaration_version)] = settle(record, refusals)
+            continue
+        _draw(state, claim, a.declaration_version, now, lines)
+        for permit_id in claim.permit_ids & single_use:
+            state.uses.add(permit_id)
+            users.setdefault(permit_id, set()).add(a.declaration_id)
+        state.replaced = state.replaced or bool(state.draws or state.uses)
+
+    _write_declarations(conn, declarations, now)
+    balances = write_line_totals(conn, lines)
+    return Settlement(replacements, frozenset(settled), balances)
+
+
+def _may_settle(record: AssessmentRecord, state: _Declaration) -> bool:
+    a = record.assessment
+    if state.cancelled:
+        return False
+    return state.latest_version is None or a.declaration_version > state.latest_version
+
+
+def _load_declarations(conn: sa.Connection, newest: Mapping[str, int]) -> dict[str, _Declaration]:
+    """Each declaration's highest stored version, cancellation, and current draws and uses (read under its lock).
+
+    `newest` maps each declaration to the highest version about to be stored: the cancellation, draws and
+    uses matter only where that is above the highest stored one (not for retries or late older versions).
+    """
+    t = assessments
+    declaration_ids = sorted(newest)
+    latest: dict[str, int] = {}
+    for chunk in chunks(declaration_ids):
+        query = (
+            sa.select(t.c.declaration_id, sa.func.max(t.c.declaration_version))
+            .where(t.c.declaration_id.in_(chunk))
+            .group_by(t.c.declaration_id)
+        )
+        latest.update((d, v) for d, v in conn.execute(query))
+    states = {d: _Declaration(latest.get(d)) for d in declaration_ids}
+    # A declaration never stored has neither draws nor a cancellation: new filings skip these reads.
+    stored = sorted(d for d, v in latest.items() if newest[d] > v)
+    if not stored:
+        return states
+    c = declaration_cancellations
+    for chunk in chunks(stored):
+        for declaration_id in conn.execute(
+            sa.select(c.c.declaration_id).where(c.c.declaration_id.in_(chunk))
+        ).scalars():
+            states[declaration_id].cancelled = True
+    live = [d for d in stored if not states[d].cancelled]
+    for declaration_id, draws in load_draws(conn, live).items():
+        states[declaration_id].draws = draws
+    for permit_id, declaration_id, _ in load_uses(conn, declaration_ids=live):
+        states[declaration_id].uses.add(permit_id)
+    return states
+
+
+def _minus(total: float, amount: float) -> float:
+    # Float sums do not cancel exactly: snap what is left of giving everything back to 0, so a line
+    # whose draws are all released reads as untouched (an amendment may then drop it or change its unit).
+    left = total - amount
+    return 0.0 if abs(left) <= _ROUNDING_RESIDUE * max(1.0, abs(total)) else left
+
+
+def _release(
+    state: _Declaration, declaration_id: str, lines: dict[LineKey, LineTotals], users: dict[str, set[str]]
+) -> None:
+    for draw in state.draws:
+        line = lines.get((draw.permit_id, draw.line_number))
+        if line is None:  # the foreign key keeps a line with draws; a missing one is a broken database
+            raise RuntimeError(f"permit {draw.permit_id} line {draw.line_number} has draws but no row")
+        line.drawn_quantity = _minus(line.drawn_quantity, draw.quantity)
+        line.drawn_value = _minus(line.drawn_value, draw.value)
+        line.changed = True
+    state.draws = []
+    for permit_id in state.uses:
+        users.get(permit_id, set()).discard(declaration_id)
+    state.uses = set()
+
+
+def _exceeds(requested: float, authorised: float | None, drawn: float) -> bool:
+    if authorised is None:
+        return False
+    return requested > authorised - drawn + _RELATIVE_TOLERANCE * max(1.0, abs(authorised))
+
+
+def _refusals(
+    claim: LedgerClaim,
+    declaration_id: str,
+    flags: Mapping[str, PermitFlags],
+    lines: Mapping[LineKey, LineTotals],
+    users: Mapping[str, set[str]],
+    single_use: set[str],
+) -> list[DrawRefusal]:
+    items: dict[str, set[int]] = {}
+    for d in claim.draws:
+        items.setdefault(d.permit_id, set()).add(d.item_number)
+    refusals: list[DrawRefusal] = []
+    unusable: set[str] = set()
+    for permit_id in sorted(claim.permit_ids):
+        permit = flags.get(permit_id)
+        if permit is None or permit.status is not PermitStatus.ACTIVE:
+            unusable.add(permit_id)
+            refusals.append(
+                DrawRefusal(RefusalKind.NOT_USABLE, permit_id, item_numbers=tuple(sorted(items.get(permit_id, ()))))
+            )
+    for permit_id in sorted((claim.permit_ids & single_use) - unusable):
+        others = sorted(users.get(permit_id, set()) - {declaration_id})
+        if others:
+            refusals.append(
+                DrawRefusal(
+                    RefusalKind.ALREADY_USED,
+                    permit_id,
+                    item_numbers=tuple(sorted(items.get(permit_id, ()))),
+                    used_by=others[0],
+                )
+            )
+    requested: dict[LineKey, tuple[float, float, set[int]]] = {}
+    for d in claim.draws:
+        if d.permit_id in unusable:
+            continue
+        quantity, value, numbers = requested.get((d.permit_id, d.line_number), (0.0, 0.0, set()))
+        numbers.add(d.item_number)
+        requested[(d.permit_id, d.line_number)] = (quantity + d.quantity, value + d.value, numbers)
+    for (permit_id, line_number), (quantity, value, numbers) in sorted(requested.items()):
+        line = lines.get((permit_id, line_number))
+        if line is None:  # the line was amended away since the claim was made
+            refusals.append(
+                DrawRefusal(RefusalKind.NOT_USABLE, permit_id, line_number, item_numbers=tuple(sorted(numbers)))
+            )
+            continue
+        if _exceeds(quantity, line.authorised_quantity, line.drawn_quantity) or _exceeds(
+            value, line.authorised_value, line.drawn_value
+        ):
+            refusals.append(
+                DrawRefusal(
+                    RefusalKind.BALANCE,
+                    permit_id,
+                    line_number,
+                    item_numbers=tuple(sorted(numbers)),
+                    unit=line.unit,
+                    requested_quantity=quantity,
+                    remaining_quantity=None
+                    if line.authorised_quantity is None
+                    else line.authorised_quantity - line.drawn_quantity,
+                    requested_value=value,
+                    remaining_value=None if line.authorised_value is None else line.authorised_value - line.drawn_value,
+                )
+            )
+    return refusals
+
+
+def _draw(
+    state: _Declaration, claim: LedgerClaim, version: int, now: datetime, lines: dict[LineKey, LineTotals]
+) -> None:
+    # One row per (permit, line, item): an item citing a line twice draws the sum.
+    merged: dict[tuple[str, int, int], StoredDraw] = {}
+    for d in claim.draws:
+        if d.quantity == 0 and d.value == 0:
+            # Nothing to record; a row would only pin a line that shows no balance (amendments may drop it).
+            continue
+        key = (d.permit_id, d.line_number, d.item_number)
+        earlier = merged.get(key)
+        if earlier is None:
+            merged[key] = StoredDraw(d.permit_id, d.line_number, d.item_number, version, d.quantity, d.value, now)
+        else:
+            merged[key] = replace(earlier, quantity=earlier.quantity + d.quantity, value=earlier.value + d.value)
+        line = lines[(d.permit_id, d.line_number)]
+        line.drawn_quantity += d.quantity
+        line.drawn_value += d.value
+        line.changed = True
+    state.draws = list(merged.values())
+
+
+def _write_declarations(conn: sa.Connection, declarations: Mapping[str, _Declaration], now: datetime) -> None:
+    replaced = sorted(d for d, s in declarations.items() if s.replaced)
+    if not replaced:
+        return
+    delete_draws_and_uses(conn, replaced)
+    draw_rows: list[dict[str, Any]] = [
+        {
+            "declaration_id": d,
+            "permit_id": draw.permit_id,
+            "line_number": draw.line_number,
+            "item_number": draw.item_number,
+            "declaration_version": draw.declaration_version,
+            "quantity": draw.quantity,
+            "value": draw.value,
+            "drawn_at": draw.drawn_at,
+        }
+        for d in replaced
+        for draw in declarations[d].draws
+    ]
+    use_rows: list[dict[str, Any]] = [
+        {
+            "permit_id": p,
+            "declaration_id": d,
+            "declaration_version": declarations[d].latest_version,
+            "used_at": now,
+        }
+        for d in replaced
+        for p in sorted(declarations[d].uses)
+    ]
+    if draw_rows:
+        conn.execute(sa.insert(permit_draws), draw_rows)
+    if use_rows:
+        conn.execute(sa.insert(permit_uses), use_rows)
+
+
+# -- cancellation (the permit store) --------------------------------------------------------------
+
+
+def release_declaration(
+    conn: sa.Connection, declaration_id: str
+) -> tuple[list[DrawRecord], dict[LineKey, LineBalance]]:
+    """Gives back every draw and use of one declaration; the caller holds its declaration lock.
+
+    Returns the released draws and the new totals of the lines they came from.
+    """
+    draws = load_draws(conn, [declaration_id]).get(declaration_id, [])
+    uses = load_uses(conn, declaration_ids=[declaration_id])
+    permit_ids = {d.permit_id for d in draws} | {p for p, _, _ in uses}
+    if not permit_ids:
+        return [], {}
+    lock_permits(conn, permit_ids)
+    lines = load_lines(conn, {d.permit_id for d in draws})
+    state = _Declaration(latest_version=None, draws=draws)
+    _release(state, declaration_id, lines, {})
+    delete_draws_and_uses(conn, [declaration_id])
+    balances = write_line_totals(conn, lines)
+    return [d.record(declaration_id) for d in draws], balances
