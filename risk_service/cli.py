@@ -285,7 +285,7 @@ def _report_row(usage: Any, balance: Any) -> tuple[object, ...]:
     from protos.risk.v1 import permit_pb2
 
     def amount(message: Any, field: str) -> str:
-        return f"{getattr(message, field):g}" if message.HasField(field) else "-"
+        return _figure(getattr(message, field)) if message.HasField(field) else "-"
 
     permit = usage.permit.permit
     draws = sorted(
@@ -298,13 +298,18 @@ def _report_row(usage: Any, balance: Any) -> tuple[object, ...]:
         balance.line_number,
         balance.unit or "-",
         amount(balance, "authorised_quantity"),
-        f"{balance.drawn_quantity:g}",
+        _figure(balance.drawn_quantity),
         amount(balance, "remaining_quantity"),
         amount(balance, "authorised_value"),
-        f"{balance.drawn_value:g}",
+        _figure(balance.drawn_value),
         amount(balance, "remaining_value"),
         " ".join(draws) or "-",
     )
+
+
+def _figure(value: float) -> str:
+    """Quantities and money in full (no exponent), without a trailing .0."""
+    return f"{value:.15g}" if abs(value) < 1e15 else f"{value:.0f}"
 
 
 def _rules_check(args: argparse.Namespace, settings: Any) -> int:

@@ -465,6 +465,8 @@ def _refusals(
                     else line.authorised_quantity - line.drawn_quantity,
                     requested_value=value,
                     remaining_value=None if line.authorised_value is None else line.authorised_value - line.drawn_value,
+                    authorised_quantity=line.authorised_quantity,
+                    authorised_value=line.authorised_value,
                 )
             )
     return refusals

@@ -100,3 +100,36 @@ def test_help_does_not_import_heavy_libraries() -> None:
 def test_invalid_settings_are_named(tmp_path: Path) -> None:
     result = run("db", "upgrade", env={**os.environ, "RISK_POLICY__RED_THRESHOLD": "2"})
     assert result.returncode == 2 and "red_threshold" in result.stderr
+
+
+def test_the_readme_permit_example_flags_the_declaration_that_overdraws(demo_server: str) -> None:
+    """The README's single-window walk-through, command by command, with the outcomes it shows."""
+    data = ROOT / "tests" / "data"
+    feed = run("permits", "import", str(data / "permits" / "beef_permits.csv"), "--address", demo_server)
+    assert feed.returncode == 0, feed.stderr
+    assert feed.stdout.strip().endswith("2 created, 0 amended, 0 unchanged, 0 skipped")
+
+    first = run("score", str(data / "declaration_beef_first.json"), "--address", demo_server)
+    assert first.returncode == 0, first.stderr
+    released = json.loads(first.stdout)["assessment"]
+    assert released["channel"] == "CHANNEL_GREEN"
+    assert not [h for h in released.get("ruleHits", []) if h["ruleId"].startswith("PERMIT_")]
+
+    second = run("score", str(data / "declaration_beef_second.json"), "--address", demo_server)
+    assert second.returncode == 0, second.stderr
+    flagged = json.loads(second.stdout)["assessment"]
+    assert flagged["channel"] == "CHANNEL_RED"
+    (hit,) = [h for h in flagged["ruleHits"] if h["ruleId"] == "PERMIT_BALANCE_EXCEEDED"]
+    assert hit["message"] == "Permit QC-2026-0815 line 1: 8 TNE requested, 5 TNE remain of 20 TNE (item 1)"
+
+    report = run("permits", "report", "--agency", "NFQS", "--format", "csv", "--address", demo_server)
+    assert report.returncode == 0, report.stderr
+    header, row = report.stdout.strip().splitlines()
+    line = dict(zip(header.split(","), row.split(","), strict=True))
+    assert (line["permit_id"], line["authorised"], line["drawn"], line["remaining"]) == (
+        "QC-2026-0815",
+        "20",
+        "15",
+        "5",
+    )
+    assert line["declarations"] == "BEEF-2026-000101/v1"
