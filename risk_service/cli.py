@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,7 +26,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"risk: invalid settings: {err}", file=sys.stderr)
         return 2
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    code: int = args.run(args, settings)
+    try:
+        code: int = args.run(args, settings)
+    except BrokenPipeError:
+        # The reader went away (`risk permits report ... | head`): stop quietly, as other tools do.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     return code
 
 
@@ -222,7 +228,10 @@ def _permits_import(args: argparse.Namespace, settings: Any) -> int:
                     print(f"  {v.field}: {v.description}", file=sys.stderr)
     failed = len(bad) + len(response.errors)
     if not response.applied:
-        print(f"{path}: refused in strict mode: {len(response.errors)} rows were refused; nothing was stored")
+        print(
+            f"{path}: refused in strict mode: {len(response.errors)} rows were refused; nothing was stored",
+            file=sys.stderr,
+        )
         return 1
     print(
         f"{path}: {response.created} created, {response.amended} amended, {response.unchanged} unchanged, "
@@ -260,7 +269,12 @@ def _permits_report(args: argparse.Namespace, settings: Any) -> int:
                 break
     if args.format == "json":
         for usage in usages:
-            print(json_format.MessageToJson(usage, indent=None, preserving_proto_field_name=True))
+            # Zeros too: a line nothing was drawn from says drawn_quantity 0 rather than leave it out.
+            print(
+                json_format.MessageToJson(
+                    usage, indent=None, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
+                )
+            )
         return 0
     rows = [_report_row(usage, balance) for usage in usages for balance in usage.permit.balances]
     if args.format == "csv":

@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -46,6 +47,10 @@ _REQUIRED = frozenset({"permit_id", "issuing_agency", "type", "holder_id", "vali
 _TRUE = frozenset({"true", "yes", "1", "y"})
 _FALSE = frozenset({"false", "no", "0", "n", ""})
 MAX_FEED_BYTES = 512 * 1024 * 1024
+# Bytes that are not UTF-8 are read as lone surrogates (errors="surrogateescape"), which valid text
+# never holds: a bad line is then reported by number instead of ending the read with a traceback.
+_NOT_UTF8 = re.compile("[\udc80-\udcff]")
+_NOT_UTF8_MESSAGE = "not UTF-8 text; save the file as UTF-8"
 
 
 class FeedError(Exception):
@@ -65,7 +70,7 @@ def read_feed(path: Path) -> Iterator[FeedEntry]:
         size = path.stat().st_size
         if size > MAX_FEED_BYTES:
             raise FeedError(f"{path}: {size} bytes is larger than the {MAX_FEED_BYTES} bytes a feed may have")
-        handle = path.open(encoding="utf-8-sig", newline="")
+        handle = path.open(encoding="utf-8-sig", errors="surrogateescape", newline="")
     except OSError as err:
         raise FeedError(f"{path}: cannot read: {err.strerror}") from None
     with handle:
@@ -76,9 +81,14 @@ def read_feed(path: Path) -> Iterator[FeedEntry]:
 
 
 def _read_json_lines(handle: io.TextIOBase) -> Iterator[FeedEntry]:
+    empty = True
     for number, raw in enumerate(handle, start=1):
         text = raw.strip()
         if not text:
+            continue
+        empty = False
+        if _NOT_UTF8.search(text):
+            yield FeedEntry(number, None, _NOT_UTF8_MESSAGE)
             continue
         try:
             document = json.loads(text)
@@ -87,67 +97,83 @@ def _read_json_lines(handle: io.TextIOBase) -> Iterator[FeedEntry]:
             yield FeedEntry(number, json_format.ParseDict(document, permit_pb2.Permit()))
         except (ValueError, json_format.ParseError, RecursionError) as err:
             yield FeedEntry(number, None, f"not a risk.v1.Permit: {str(err)[:300]}")
-        except UnicodeDecodeError:
-            yield FeedEntry(number, None, "not UTF-8 text")
+    if empty:
+        raise FeedError("the file is empty; one risk.v1.Permit in JSON per line is expected")
 
 
 def _read_csv(handle: io.TextIOBase) -> Iterator[FeedEntry]:
-    reader = csv.DictReader(handle, strict=True)
+    reader = csv.reader(handle, strict=True)
     try:
-        header = reader.fieldnames
-    except (csv.Error, UnicodeDecodeError) as err:
+        header = next(reader, None)
+    except csv.Error as err:
         raise FeedError(f"line 1: cannot read the CSV header: {err}") from None
     if not header:
         raise FeedError("line 1: the file is empty; a CSV header is required")
+    if any(_NOT_UTF8.search(name) for name in header):
+        raise FeedError(f"line 1: the CSV header is {_NOT_UTF8_MESSAGE}")
     missing = [c for c in CSV_COLUMNS if c not in header]
     if missing:
         raise FeedError(f"line 1: CSV header lacks {', '.join(missing)}")
+    # The permit being read: its id, first line and row; `current` is None once one of its rows was bad,
+    # and its further rows are then skipped, so a permit is never sent without some of its goods lines.
     current: permit_pb2.Permit | None = None
-    first_line = 0
-    first_row: dict[str, str] = {}
-    broken = False
-    rows = iter(reader)
+    group, first_line, first_row, broken = "", 0, {}, False
+    empty = True
     while True:
-        line = reader.line_num + 1
+        line = reader.line_num + 1  # the first line of the next row (a quoted value may span lines)
         try:
-            row = next(rows)
+            values = next(reader)
         except StopIteration:
             break
-        except (csv.Error, UnicodeDecodeError) as err:
+        except csv.Error as err:
+            # Which permit the unreadable row belongs to is unknown: the one being read is not sent whole.
+            if current is not None:
+                yield FeedEntry(first_line, None, f"permit {group} skipped: line {line} cannot be read")
+            current, broken = None, True
             yield FeedEntry(line, None, f"malformed CSV: {err}")
             continue
-        line = reader.line_num if reader.line_num else line
-        if None in row or any(v is None for v in row.values()):
-            yield FeedEntry(line, None, f"expected {len(header)} columns")
+        if not values:
+            continue  # a blank line
+        empty = False
+        error = ""
+        if len(values) != len(header):
+            error = f"expected {len(header)} columns, found {len(values)}"
+        elif any(_NOT_UTF8.search(v) for v in values):
+            error = _NOT_UTF8_MESSAGE
+        cells = {name: value.strip() for name, value in zip(header, values, strict=False)}
+        permit_id = cells.get("permit_id", "")
+        if not (permit_id and permit_id == group):  # the first row of a permit
+            if current is not None:
+                yield FeedEntry(first_line, current)
+            current, group, first_line, first_row, broken = None, permit_id, line, cells, bool(error)
+            if not error:
+                try:
+                    current = _permit(cells)
+                except ValueError as err:
+                    broken, error = True, str(err)
+            if error:
+                yield FeedEntry(line, None, error)
             continue
-        cells = {k: (v or "").strip() for k, v in row.items() if k is not None}
-        if current is not None and cells["permit_id"] == first_row["permit_id"]:
-            if broken:
-                continue
-            changed = [c for c in _PERMIT_COLUMNS if cells[c] != first_row[c]]
-            if changed:
-                broken = True
-                current = None
-                yield FeedEntry(
-                    line, None, f"permit {cells['permit_id']}: {', '.join(changed)} differ from line {first_line}"
-                )
-                continue
+        if broken:
+            if error:
+                yield FeedEntry(line, None, error)
+            continue
+        assert current is not None  # a permit whose rows were all good so far
+        changed = [] if error else [c for c in _PERMIT_COLUMNS if cells[c] != first_row[c]]
+        if changed:
+            error = f"{', '.join(changed)} differ from line {first_line}"
+        if not error:
             try:
                 current.goods_lines.append(_goods_line(cells))
             except ValueError as err:
-                broken, current = True, None
-                yield FeedEntry(line, None, str(err))
-            continue
-        if current is not None:
-            yield FeedEntry(first_line, current)
-        current, first_line, first_row, broken = None, line, cells, False
-        try:
-            current = _permit(cells)
-        except ValueError as err:
-            broken = True
-            yield FeedEntry(line, None, str(err))
+                error = str(err)
+        if error:
+            current, broken = None, True
+            yield FeedEntry(line, None, f"{error}; permit {permit_id} is skipped")
     if current is not None:
         yield FeedEntry(first_line, current)
+    if empty:
+        raise FeedError("line 2: the file holds a CSV header but no permits")
 
 
 def _permit(cells: dict[str, str]) -> permit_pb2.Permit:
