@@ -73,7 +73,10 @@ class App:
         if self.controlled_goods is not None:
             self.controlled_goods.reload_if_changed()
         if self.permit_screen is not None:
-            self.permit_screen.cache.poll()
+            try:
+                self.permit_screen.cache.poll()
+            except Exception:  # the store ping that follows reports an outage; the cache keeps what it has
+                log.warning("polling permit changes failed", exc_info=True)
 
     def publish_versions(self) -> None:
         loaded = self.models.current

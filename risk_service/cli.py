@@ -200,12 +200,14 @@ def _permits_import(args: argparse.Namespace, settings: Any) -> int:
         return 1
     good = [e for e in entries if e.permit is not None]
 
+    actor_tag = hashlib.sha256(args.actor.encode()).hexdigest()[:8]
+
     def requests() -> Any:
-        # The request id ties a row to this file's content, so feeding the same file again is a no-op.
+        # The request id ties a row to this file's content and feeder, so feeding it again is a no-op.
         for entry in tqdm(good, desc=f"importing {path.name}", unit="permit", disable=None):
             yield pb.ImportPermitsRequest(
                 line_number=entry.line_number,
-                request_id=f"{digest}:{entry.line_number}",
+                request_id=f"{digest}:{actor_tag}:{entry.line_number}",
                 actor=args.actor,
                 permit=entry.permit,
                 strict=args.strict,
@@ -251,13 +253,13 @@ def _permits_report(args: argparse.Namespace, settings: Any) -> int:
 
     address = args.address or f"{settings.server.host}:{settings.server.port}"
     usages: list[Any] = []
-    with grpc.insecure_channel(address) as channel:
+    with grpc.insecure_channel(address, options=_LARGE_MESSAGES) as channel:
         stub = pb_grpc.PermitServiceStub(channel)
         token = ""
         while True:
             try:
                 page = stub.ReportPermitUsage(
-                    pb.ReportPermitUsageRequest(issuing_agency=args.agency, page_size=500, page_token=token),
+                    pb.ReportPermitUsageRequest(issuing_agency=args.agency, page_size=50, page_token=token),
                     timeout=args.timeout,
                 )
             except grpc.RpcError as err:
@@ -319,6 +321,10 @@ def _report_row(usage: Any, balance: Any) -> tuple[object, ...]:
         amount(balance, "remaining_value"),
         " ".join(draws) or "-",
     )
+
+
+# A report page bounds permits, not draws; a busy permit's draws can pass gRPC's 4 MiB default.
+_LARGE_MESSAGES = [("grpc.max_receive_message_length", 256 * 1024 * 1024)]
 
 
 def _figure(value: float) -> str:

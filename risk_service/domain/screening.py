@@ -17,7 +17,7 @@ from risk_service.domain.feature_rows import declaration_columns
 from risk_service.domain.importer_history import ImporterHistory
 from risk_service.domain.model_handle import LoadedModel, ModelHandle
 from risk_service.domain.permits.ledger import LedgerClaim
-from risk_service.domain.permits.screen import PermitScreen
+from risk_service.domain.permits.screen import PermitScreen, PermitSnapshot
 from risk_service.domain.policy import SelectionPolicy, combine_scores
 from risk_service.domain.rules import RuleSet, item_contexts
 
@@ -43,15 +43,22 @@ class Screener:
     def assess(self, declarations: Sequence[Declaration]) -> list[Assessment]:
         return [s.assessment for s in self.screen(declarations)]
 
-    def screen(self, declarations: Sequence[Declaration]) -> list[Screened]:
-        """Assessments, with what each declaration draws from permits (settled by the store)."""
+    def screen(self, declarations: Sequence[Declaration], snapshot: PermitSnapshot | None = None) -> list[Screened]:
+        """Assessments, with what each declaration draws from permits (settled by the store).
+
+        `snapshot` holds the permits the declarations cite (PermitScreen.prepare); without one,
+        permits are read from memory only.
+        """
         if not declarations:
             return []
         loaded = self.models.current
         rule_set = self.rules.current
         now = self.clock()
         permits = self.permits
-        checks = [permits.check(d, now) for d in declarations] if permits is not None else None
+        checks = None
+        if permits is not None:
+            snapshot = snapshot if snapshot is not None else permits.cached(declarations)
+            checks = [permits.check(d, snapshot, now) for d in declarations]
         columns, spans = declaration_columns(
             declarations, self.history, [c.item_facts for c in checks] if checks is not None else None
         )
@@ -80,7 +87,7 @@ class Screener:
             drafts.append(_Draft(declaration, hits, model_score, risk, channel, control, span.start, top_row))
 
         contributions = self._contributions(loaded, matrix, drafts)
-        goods_version = permits.table_version if permits is not None else ""
+        goods_version = snapshot.table.version if snapshot is not None else ""
         return [
             Screened(
                 self._assessment(d, contributions.get(i, ()), loaded, rule_set.version, goods_version, now),

@@ -14,6 +14,7 @@ from risk_service.domain.assessment import Assessment
 from risk_service.domain.declaration import Declaration
 from risk_service.domain.errors import AlreadyExists, DomainError, FieldViolation, InvalidArgument, Unavailable
 from risk_service.domain.importer_history import ImporterHistory
+from risk_service.domain.permits.screen import PermitSnapshot
 from risk_service.domain.ports import AssessmentRecord, AssessmentStore, SaveResult
 from risk_service.domain.screening import Screened, Screener
 from risk_service.domain.validation import ValidationLimits, validate_batch, validate_declaration
@@ -135,17 +136,18 @@ class ScoringService:
 
     async def _screen(self, declarations: Sequence[Declaration]) -> list[Screened]:
         permits = self._screener.permits
+        snapshot: PermitSnapshot | None = None
         if permits is not None:
             try:
-                await permits.prepare(declarations)
+                snapshot = await permits.prepare(declarations)
             except Exception as err:
                 log.error("loading permits for %d declarations failed: %s", len(declarations), type(err).__name__)
                 self._observer.refused("PERMITS_UNAVAILABLE", len(declarations))
                 raise Unavailable("the permit registry is unavailable; retry later") from err
         if sum(len(d.items) for d in declarations) <= INLINE_SCREENING_ITEMS:
-            return self._screener.screen(declarations)
+            return self._screener.screen(declarations, snapshot)
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._screening_pool, self._screener.screen, declarations)
+        return await loop.run_in_executor(self._screening_pool, self._screener.screen, declarations, snapshot)
 
     async def _score_valid(
         self, declarations: Sequence[Declaration], *, atomic: bool = False

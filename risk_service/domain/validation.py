@@ -161,14 +161,14 @@ def _text(out: _Collector, path: str, value: str, limits: ValidationLimits, *, r
         out.add(path, "is required")
     elif len(value) > limits.max_string_length:
         out.add(path, f"is longer than {limits.max_string_length} characters")
-    elif _has_control_characters(value):
+    elif has_control_characters(value):
         out.add(path, "contains control characters")
 
 
 _CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 
 
-def _has_control_characters(value: str) -> bool:
+def has_control_characters(value: str) -> bool:
     return _CONTROL_CHARACTERS.search(value) is not None
 
 

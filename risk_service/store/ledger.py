@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 
 from risk_service.domain.assessment import Assessment
-from risk_service.domain.permits.ledger import DrawRecord, DrawRefusal, LedgerClaim, RefusalKind
+from risk_service.domain.permits.ledger import DrawRecord, DrawRefusal, LedgerClaim, RefusalKind, over_limit
 from risk_service.domain.permits.model import LineBalance, PermitStatus
 from risk_service.domain.ports import AssessmentRecord, SettleRefusals
 from risk_service.store.tables import assessments, declaration_cancellations, permit_draws, permit_lines, permit_uses
@@ -40,8 +40,6 @@ _T = TypeVar("_T")
 
 # Keeps IN lists well under every backend's bound-parameter limit.
 _CHUNK = 500
-# Running totals are sums of floats; a claim that exactly fills a line must not fail on the last bit.
-_RELATIVE_TOLERANCE = 1e-9
 # What float subtraction leaves where exact arithmetic leaves 0 (far below any real quantity).
 _ROUNDING_RESIDUE = 1e-12
 # First half of the two-int advisory lock key ("PRMT"), so our locks cannot meet another application's.
@@ -399,9 +397,7 @@ def _release(
 
 
 def _exceeds(requested: float, authorised: float | None, drawn: float) -> bool:
-    if authorised is None:
-        return False
-    return requested > authorised - drawn + _RELATIVE_TOLERANCE * max(1.0, abs(authorised))
+    return over_limit(drawn + requested, authorised)
 
 
 def _refusals(

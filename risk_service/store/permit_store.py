@@ -181,7 +181,9 @@ class SqlPermitStore:
                 continue
             if permit.permit_id != request.permit_id:
                 raise ValueError(f"the transition of {request.permit_id} returned permit {permit.permit_id}")
-            change = PermitChange(request.request_id, request.action, request.actor, request.reason, now, permit)
+            change = PermitChange(
+                request.request_id, _action(request, permit), request.actor, request.reason, now, permit
+            )
             previous = after[request.permit_id]
             kept = {} if previous is None else previous.balances
             after[request.permit_id] = PermitState(
@@ -481,3 +483,10 @@ def _load_states(conn: sa.Connection, permit_ids: Iterable[str], *, lock: bool =
         for row in conn.execute(query):
             balances.setdefault(row.permit_id, {})[row.line_number] = LineBalance(row.drawn_quantity, row.drawn_value)
     return {pid: PermitState(permit, balances.get(pid, {})) for pid, permit in found.items()}
+
+
+def _action(request: PermitChangeRequest, permit: Permit) -> PermitAction:
+    """What the change did. A bulk feed's upsert asks before it knows: a first version was a submission."""
+    if request.action in (PermitAction.SUBMIT, PermitAction.AMEND):
+        return PermitAction.SUBMIT if permit.version == 1 else PermitAction.AMEND
+    return request.action

@@ -291,6 +291,7 @@ def test_over_draw_is_refused_and_the_assessment_flagged(ledger: Ledger) -> None
             remaining_quantity=20.0,
             requested_value=0.0,
             remaining_value=None,
+            authorised_quantity=100.0,
         ),
         DrawRefusal(
             RefusalKind.BALANCE,
@@ -302,6 +303,7 @@ def test_over_draw_is_refused_and_the_assessment_flagged(ledger: Ledger) -> None
             remaining_quantity=None,
             requested_value=501.0,
             remaining_value=500.0,
+            authorised_value=500.0,
         ),
     )
     assert ledger.draws() == [("D-1", 1, "P-1", 1, 1, 80.0)]

@@ -257,12 +257,6 @@ def test_an_amendment_may_not_cut_below_what_was_drawn(registry: Registry, ledge
     assert run(registry.service.amend(kept, request_id=request_id(), actor="nfqs")).permit.version == 2
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: transitions._check_drawn_lines_kept compares authorised < drawn exactly, but the ledger lets a line "
-    "fill up to a float rounding residue (store/ledger.py _exceeds tolerance), so a fully drawn line cannot be "
-    "amended at all",
-)
 def test_a_fully_drawn_line_can_still_be_amended_unchanged(registry: Registry, ledger: SqlAssessmentStore) -> None:
     # 0.3 t authorised; declarations in kilograms draw 100 kg and 200 kg: 0.1 + 0.2 t, which floats sum to
     # 0.30000000000000004. The agency then only extends the validity.
@@ -275,11 +269,6 @@ def test_a_fully_drawn_line_can_still_be_amended_unchanged(registry: Registry, l
     assert run(registry.service.amend(extended, request_id=request_id(), actor="nfqs")).permit.version == 2
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: PermitService._text_violations checks actor and reason for length only, not control characters; "
-    "PostgreSQL refuses NUL in text and the caller gets UNAVAILABLE ('retry later'), SQLite stores it",
-)
 def test_an_actor_with_control_characters_is_invalid_argument(registry: Registry) -> None:
     with pytest.raises(InvalidArgument) as bad:
         registry.submit(quarantine("NFQS-2026-000108"), actor="nfqs\x00officer")
@@ -370,11 +359,6 @@ def test_strict_import_stores_nothing_when_the_store_refuses_a_row(registry: Reg
     assert counts(run(registry.service.import_rows(rows, strict=True))) == (True, 3, 0, 0, [])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: import_rows sets each request's action from the registry read before the feed "
-    "(service.py:148), so a new permit fed twice is recorded as SUBMIT twice and counted as created twice",
-)
 def test_a_new_permit_fed_twice_is_created_then_amended(registry: Registry) -> None:
     p = quarantine("NFQS-2026-000601")
     later = dataclasses.replace(p, end_use="retail")  # the agency's file holds the correction further down
@@ -446,16 +430,16 @@ def test_a_change_by_another_process_reaches_the_cache_on_poll(
     registry.submit(p)
     cache = registry.cache
     cache.poll()
-    run(cache.ensure([p.permit_id]))
-    assert cache.lookup([p.permit_id])[p.permit_id] is not None
+    run(cache.snapshot([p.permit_id]))
+    assert cache.cached([p.permit_id])[p.permit_id] is not None
 
     run(other_process.suspend(p.permit_id, request_id=request_id(), actor="nfqs", reason="inspection pending"))
-    stale = cache.lookup([p.permit_id])[p.permit_id]
+    stale = cache.cached([p.permit_id])[p.permit_id]
     assert stale is not None and stale.permit.status == PermitStatus.ACTIVE  # until the reload loop polls
 
     assert cache.poll() == 1
-    run(cache.ensure([p.permit_id]))
-    fresh = cache.lookup([p.permit_id])[p.permit_id]
+    run(cache.snapshot([p.permit_id]))
+    fresh = cache.cached([p.permit_id])[p.permit_id]
     assert fresh is not None and fresh.permit.status == PermitStatus.SUSPENDED
     assert cache.poll() == 0
 
@@ -464,26 +448,26 @@ def test_a_permit_unknown_until_another_process_submits_it_is_found_after_poll(
     registry: Registry, other_process: PermitService
 ) -> None:
     cache = registry.cache
-    run(cache.ensure(["NFQS-2026-000902"]))
-    assert cache.lookup(["NFQS-2026-000902"]) == {"NFQS-2026-000902": None}
+    run(cache.snapshot(["NFQS-2026-000902"]))
+    assert cache.cached(["NFQS-2026-000902"]) == {"NFQS-2026-000902": None}
     run(other_process.submit(quarantine("NFQS-2026-000902"), request_id=request_id(), actor="nfqs"))
     cache.poll()
-    run(cache.ensure(["NFQS-2026-000902"]))
-    assert cache.lookup(["NFQS-2026-000902"])["NFQS-2026-000902"] is not None
+    run(cache.snapshot(["NFQS-2026-000902"]))
+    assert cache.cached(["NFQS-2026-000902"])["NFQS-2026-000902"] is not None
 
 
 def test_changes_through_the_service_reach_the_cache_at_once(registry: Registry, ledger: SqlAssessmentStore) -> None:
     p = quarantine("NFQS-2026-000903")
     registry.submit(p)
     cache = registry.cache
-    run(cache.ensure([p.permit_id]))
+    run(cache.snapshot([p.permit_id]))
     draw(ledger, "26020-IM-0009031", p.permit_id, 1500.0)
-    drawn = cache.lookup([p.permit_id])[p.permit_id]
+    drawn = cache.cached([p.permit_id])[p.permit_id]
     assert drawn is not None and drawn.balance(1) == LineBalance(1500.0, 0.0)  # from the writer, not a reload
 
     run(registry.service.suspend(p.permit_id, request_id=request_id(), actor="nfqs", reason="inspection pending"))
-    run(cache.ensure([p.permit_id]))
-    suspended = cache.lookup([p.permit_id])[p.permit_id]
+    run(cache.snapshot([p.permit_id]))
+    suspended = cache.cached([p.permit_id])[p.permit_id]
     assert suspended is not None and suspended.permit.status == PermitStatus.SUSPENDED
     assert suspended.balance(1) == LineBalance(1500.0, 0.0)
 
@@ -491,8 +475,8 @@ def test_changes_through_the_service_reach_the_cache_at_once(registry: Registry,
         registry.service.cancel_declaration("26020-IM-0009031", request_id=request_id(), actor="clerk", reason="void")
     )
     assert [(d.permit_id, d.quantity) for d in result.released] == [(p.permit_id, 1500.0)]
-    run(cache.ensure([p.permit_id]))
-    released = cache.lookup([p.permit_id])[p.permit_id]
+    run(cache.snapshot([p.permit_id]))
+    released = cache.cached([p.permit_id])[p.permit_id]
     assert released is not None and released.balance(1) == LineBalance()
 
 
@@ -500,23 +484,18 @@ def test_the_cache_keeps_at_most_its_bound_dropping_the_oldest(registry: Registr
     ids = [f"NFQS-2026-001{n:03d}" for n in range(130)]
     run(registry.service.import_rows([row(n, quarantine(pid)) for n, pid in enumerate(ids[:10], 2)], strict=False))
     cache = PermitCache(registry.store, max_entries=100)
-    run(cache.ensure(ids[:100]))  # ten registered, ninety remembered as unknown
+    run(cache.snapshot(ids[:100]))  # ten registered, ninety remembered as unknown
     assert cache.missing(ids[:100]) == []
-    run(cache.ensure(ids[100:130]))
+    run(cache.snapshot(ids[100:130]))
     assert cache.missing(ids) == ids[:30]  # the thirty loaded first made room
     assert len(ids) - len(cache.missing(ids)) == 100
     # An evicted permit loads again, as it is now.
-    run(cache.ensure(ids[:1]))
-    state = cache.lookup(ids[:1])[ids[0]]
+    run(cache.snapshot(ids[:1]))
+    state = cache.cached(ids[:1])[ids[0]]
     assert state is not None and state.permit.permit_id == ids[0]
     assert len(ids) - len(cache.missing(ids)) == 100
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: PermitCache.poll bumps the generation only for permits already in the cache "
-    "(cache.py:92), so a load in flight when the poll sees its permit change caches the old state for good",
-)
 def test_a_change_polled_while_its_permit_loads_is_not_lost(registry: Registry, other_process: PermitService) -> None:
     p = quarantine("NFQS-2026-001201")
     registry.submit(p)
@@ -528,10 +507,10 @@ def test_a_change_polled_while_its_permit_loads_is_not_lost(registry: Registry, 
         cache.poll()  # the reload loop's thread
 
     registry.store.during_load = revoked_and_polled_meanwhile
-    run(cache.ensure([p.permit_id]))
+    run(cache.snapshot([p.permit_id]))
     cache.poll()
-    run(cache.ensure([p.permit_id]))
-    state = cache.lookup([p.permit_id])[p.permit_id]
+    run(cache.snapshot([p.permit_id]))
+    state = cache.cached([p.permit_id])[p.permit_id]
     assert state is not None and state.permit.status == PermitStatus.REVOKED
 
 
@@ -540,12 +519,6 @@ class _FixedTable:
     current: ControlledGoodsTable
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: PermitCache.ensure drops its load when any change (here the ledger writer's apply_balances for "
-    "another permit) bumped the generation meanwhile (cache.py:54), and lookup then reports the cited permit "
-    "as unknown: a false PERMIT_UNKNOWN, and the declaration draws nothing from its permit",
-)
 def test_a_draw_committed_while_a_permit_loads_does_not_make_it_unknown(
     registry: Registry, ledger: SqlAssessmentStore
 ) -> None:
@@ -553,7 +526,7 @@ def test_a_draw_committed_while_a_permit_loads_does_not_make_it_unknown(
     registry.submit(cited)
     registry.submit(busy)
     cache = registry.cache
-    run(cache.ensure([busy.permit_id]))
+    run(cache.snapshot([busy.permit_id]))
     screen = PermitScreen(cache, _FixedTable(ControlledGoodsTable("cg-test", [])), PermitCheckConfig())
     beef = builders.item(
         hs_code="0201300000",
@@ -565,7 +538,7 @@ def test_a_draw_committed_while_a_permit_loads_does_not_make_it_unknown(
     declaration = builders.declaration(items=(beef,))
     # Another declaration's draw commits on the writer thread while this call loads its permit.
     registry.store.during_load = lambda: draw(ledger, "26020-IM-0013001", busy.permit_id, 100.0)
-    run(screen.prepare([declaration]))
-    result = screen.check(declaration, NOW)
+    snapshot = run(screen.prepare([declaration]))
+    result = screen.check(declaration, snapshot, NOW)
     assert PERMIT_UNKNOWN not in {hit.rule_id for hit in result.hits}
     assert [(d.permit_id, d.quantity) for d in result.claim.draws] == [(cited.permit_id, 1200.0)]

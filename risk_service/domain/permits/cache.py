@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import threading
 from collections.abc import Iterable, Mapping
 
 from risk_service.domain.permits.model import LineBalance, PermitState
@@ -12,16 +13,23 @@ from risk_service.domain.ports import PermitStore
 
 log = logging.getLogger(__name__)
 
+_ABSENT = object()
+
 
 class PermitCache:
     """permit_id -> PermitState, or None for an id the registry does not know.
 
-    Scoring reads it without I/O: `ensure` loads the ids a call cites (one store query for all
-    misses, off the event loop) before screening. Changes made through this process update it at
-    once: registry writes through `put`, ledger commits through `apply_balances`. Changes made by
-    other processes sharing the database arrive through `poll` (the reload loop calls it), which
-    drops the entries that changed. Balances seen here are a snapshot for checks and features; the
-    ledger decides every draw under a lock in the store, so a stale balance can never overdraw.
+    Scoring reads it without I/O: `snapshot` hands a call the permits it cites, loading the ones
+    not in memory with one store query off the event loop. Changes made through this process
+    update it at once: registry writes drop the permit, ledger commits bring new balances
+    (`apply_balances`, from the store's writer thread). Changes made by other processes sharing
+    the database arrive through `poll`, which the reload loop calls. Balances seen here are a
+    snapshot for checks and features; the ledger decides every draw under a lock in the store, so
+    a stale balance can never overdraw.
+
+    Reads take no lock (a dict read is atomic); writes take one, so a writer-thread balance
+    update and an event-loop invalidation of the same permit cannot interleave. A load that a
+    change of the same permit overtakes is returned to its caller but not kept.
     """
 
     def __init__(self, store: PermitStore, *, max_entries: int = 200_000, poll_overlap: int = 1000) -> None:
@@ -31,54 +39,82 @@ class PermitCache:
         # one seen catches a change whose number was taken before, but committed after, a later one.
         self._poll_overlap = poll_overlap
         self._entries: dict[str, PermitState | None] = {}
-        self._generation = 0  # bumped by every change, so a load that raced one is not cached
+        self._loading: dict[str, object] = {}  # permit id -> ticket of the load in flight
+        self._lock = threading.Lock()
         self._seq = -1  # highest change number seen; -1: not yet polled
         self._seen: set[int] = set()  # change numbers seen within the overlap window
 
-    def lookup(self, permit_ids: Iterable[str]) -> dict[str, PermitState | None]:
-        """What is known of these ids; an id not loaded yet counts as unknown (call `ensure` first)."""
-        entries = self._entries
-        return {pid: entries.get(pid) for pid in permit_ids}
+    def __len__(self) -> int:
+        return len(self._entries)
 
     def missing(self, permit_ids: Iterable[str]) -> list[str]:
+        """The ids memory holds nothing about (neither a state nor "not registered")."""
         entries = self._entries
         return [pid for pid in dict.fromkeys(permit_ids) if pid not in entries]
 
-    async def ensure(self, permit_ids: Iterable[str]) -> None:
-        """Loads the ids not in memory; ids the registry does not know are remembered as unknown."""
-        wanted = self.missing(permit_ids)
-        if not wanted:
-            return
-        generation = self._generation
-        found = await asyncio.to_thread(self._store.get_many, wanted)
-        if generation != self._generation:
-            return  # something changed meanwhile; the next call loads afresh rather than cache a stale read
-        self._make_room(len(wanted))
-        for pid in wanted:
-            self._entries[pid] = found.get(pid)
+    def cached(self, permit_ids: Iterable[str]) -> dict[str, PermitState | None]:
+        """What memory holds of these ids, without loading; an id not loaded counts as unknown."""
+        entries = self._entries
+        return {pid: entries.get(pid) for pid in permit_ids}
 
-    def put(self, state: PermitState) -> None:
-        self._generation += 1
-        self._entries[state.permit.permit_id] = state
+    async def snapshot(self, permit_ids: Iterable[str]) -> dict[str, PermitState | None]:
+        """These permits as of now (None: not registered), loading the ones not in memory."""
+        out: dict[str, PermitState | None] = {}
+        missing: list[str] = []
+        entries = self._entries
+        for pid in dict.fromkeys(permit_ids):
+            state = entries.get(pid, _ABSENT)
+            if state is _ABSENT:
+                missing.append(pid)
+            else:
+                out[pid] = state  # type: ignore[assignment]  # not _ABSENT, so a state or None
+        if not missing:
+            return out
+        ticket = object()
+        with self._lock:
+            for pid in missing:
+                self._loading[pid] = ticket
+        try:
+            found = await asyncio.to_thread(self._store.get_many, missing)
+        except BaseException:
+            with self._lock:
+                for pid in missing:
+                    if self._loading.get(pid) is ticket:
+                        del self._loading[pid]
+            raise
+        with self._lock:
+            self._make_room(len(missing))
+            for pid in missing:
+                state = found.get(pid)
+                out[pid] = state
+                if self._loading.get(pid) is ticket:  # no change of this permit overtook the load
+                    del self._loading[pid]
+                    self._entries[pid] = state
+        return out
 
     def invalidate(self, permit_ids: Iterable[str]) -> None:
-        self._generation += 1
-        for pid in permit_ids:
-            self._entries.pop(pid, None)
+        with self._lock:
+            for pid in permit_ids:
+                self._entries.pop(pid, None)
+                self._loading.pop(pid, None)
 
     def apply_balances(self, totals: Mapping[tuple[str, int], LineBalance]) -> None:
         """New totals after a ledger commit (called from the store's writer thread)."""
-        self._generation += 1
         by_permit: dict[str, dict[int, LineBalance]] = {}
         for (pid, line_number), balance in totals.items():
             by_permit.setdefault(pid, {})[line_number] = balance
-        for pid, lines in by_permit.items():
-            state = self._entries.get(pid)
-            if state is not None:
-                self._entries[pid] = dataclasses.replace(state, balances={**state.balances, **lines})
+        with self._lock:
+            for pid, lines in by_permit.items():
+                self._loading.pop(pid, None)  # a load in flight may have read the totals before this commit
+                state = self._entries.get(pid)
+                if state is not None:
+                    self._entries[pid] = dataclasses.replace(state, balances={**state.balances, **lines})
 
     def poll(self) -> int:
-        """Drops permits other processes changed since the last poll; returns how many. Blocking: run in a thread."""
+        """Drops permits other processes changed since the last poll; returns how many changes it saw.
+
+        Blocking: run it in a thread. Every changed id is dropped, also one being loaded right now.
+        """
         if self._seq < 0:
             self._seq = self._store.last_change_seq()
             return 0
@@ -89,14 +125,13 @@ class PermitCache:
             self._seq = max(self._seq, seq)
         floor = self._seq - self._poll_overlap
         self._seen = {seq for seq in self._seen if seq > floor}
-        stale = [pid for _, pid in fresh if pid in self._entries]
-        if stale:
-            self.invalidate(stale)
-        return len(stale)
+        if fresh:
+            self.invalidate(pid for _, pid in fresh)
+        return len(fresh)
 
     def _make_room(self, needed: int) -> None:
+        """Called under the lock: drops the oldest loaded entries (dicts keep insertion order)."""
         excess = len(self._entries) + needed - self._max_entries
         if excess > 0:
-            # Oldest loaded first (dicts keep insertion order); they reload on their next use.
             for pid in list(self._entries)[:excess]:
                 del self._entries[pid]

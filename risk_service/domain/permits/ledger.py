@@ -8,6 +8,14 @@ from datetime import datetime
 
 from risk_service.domain.permits.model import PermitState
 
+# Running totals are sums of floats: a draw that exactly fills a line must not fail on the last bit.
+BALANCE_TOLERANCE = 1e-9
+
+
+def over_limit(total: float, limit: float | None) -> bool:
+    """Whether a drawn total passes what was authorised (None: no limit), beyond float rounding."""
+    return limit is not None and total > limit + BALANCE_TOLERANCE * max(1.0, abs(limit))
+
 
 @dataclass(frozen=True, slots=True)
 class PermitDraw:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -11,11 +11,24 @@ from risk_service.domain.declaration import Declaration
 from risk_service.domain.permits.cache import PermitCache
 from risk_service.domain.permits.checks import PermitCheckConfig, PermitCheckResult, check_declaration
 from risk_service.domain.permits.controlled_goods import ControlledGoodsTable
+from risk_service.domain.permits.model import PermitState
 
 
 class ControlledGoodsSource(Protocol):
     @property
     def current(self) -> ControlledGoodsTable: ...
+
+
+@dataclass(frozen=True, slots=True)
+class PermitSnapshot:
+    """What one call is checked against: the permits its declarations cite, and one controlled goods table."""
+
+    permits: Mapping[str, PermitState | None]
+    table: ControlledGoodsTable
+
+
+def _cited(declarations: Sequence[Declaration]) -> list[str]:
+    return [ref for d in declarations for item in d.items for ref in item.permit_references]
 
 
 @dataclass
@@ -24,14 +37,15 @@ class PermitScreen:
     table: ControlledGoodsSource
     config: PermitCheckConfig
 
-    @property
-    def table_version(self) -> str:
-        return self.table.current.version
+    async def prepare(self, declarations: Sequence[Declaration]) -> PermitSnapshot:
+        """The permits the declarations cite (one store query for those not in memory) and the table in force."""
+        table = self.table.current
+        return PermitSnapshot(await self.cache.snapshot(_cited(declarations)), table)
 
-    async def prepare(self, declarations: Sequence[Declaration]) -> None:
-        """Loads every permit the declarations cite into the cache (one store query for all misses)."""
-        await self.cache.ensure(ref for d in declarations for item in d.items for ref in item.permit_references)
+    def cached(self, declarations: Sequence[Declaration]) -> PermitSnapshot:
+        """As `prepare`, from memory only: for callers without an event loop (tools, benchmarks)."""
+        return PermitSnapshot(self.cache.cached(_cited(declarations)), self.table.current)
 
-    def check(self, declaration: Declaration, now: datetime) -> PermitCheckResult:
-        cited = self.cache.lookup(ref for item in declaration.items for ref in item.permit_references)
-        return check_declaration(declaration, cited, self.table.current, self.config, now)
+    def check(self, declaration: Declaration, snapshot: PermitSnapshot, now: datetime) -> PermitCheckResult:
+        cited = {ref: snapshot.permits.get(ref) for item in declaration.items for ref in item.permit_references}
+        return check_declaration(declaration, cited, snapshot.table, self.config, now)

@@ -20,7 +20,7 @@ from risk_service.domain.permits.ledger import CancellationResult, PermitUsage
 from risk_service.domain.permits.model import Permit, PermitAction, PermitChange, PermitState
 from risk_service.domain.permits.validation import validate_permit
 from risk_service.domain.ports import ChangeOutcome, PermitChangeRequest, PermitFilter, PermitStore, PermitTransition
-from risk_service.domain.validation import ValidationLimits
+from risk_service.domain.validation import ValidationLimits, has_control_characters
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 1000
@@ -158,24 +158,27 @@ class PermitService:
             outcomes = await self._call(self._store.apply, requests, atomic=True)
         else:
             for start in range(0, len(requests), IMPORT_CHUNK):
-                outcomes += await self._call(self._store.apply, requests[start : start + IMPORT_CHUNK], atomic=False)
-        created = amended = 0
+                chunk = await self._call(self._store.apply, requests[start : start + IMPORT_CHUNK], atomic=False)
+                # Per chunk: a later chunk failing must not leave the committed ones stale in memory.
+                self._cache.invalidate(o.change.permit.permit_id for o in chunk if o.change is not None)
+                outcomes += chunk
         failed = [(r.line_number, o.error) for r, o in zip(todo, outcomes, strict=True) if o.error is not None]
         errors.extend(failed)
-        applied = not (strict and failed)
-        if applied:
-            for outcome in outcomes:
-                if outcome.change is None:
-                    continue
-                self._cache.invalidate([outcome.change.permit.permit_id])
-                if not outcome.created:
-                    unchanged += 1  # a retried row: already applied by an earlier run of the same feed
-                elif outcome.change.action == PermitAction.SUBMIT or outcome.change.permit.version == 1:
-                    created += 1
-                else:
-                    amended += 1
         errors.sort(key=lambda e: e[0])
-        return ImportReport(applied, created, amended, unchanged if applied else 0, tuple(errors))
+        if strict and failed:
+            return ImportReport(False, 0, 0, 0, tuple(errors))
+        created = amended = 0
+        for outcome in outcomes:
+            if outcome.change is None:
+                continue
+            self._cache.invalidate([outcome.change.permit.permit_id])
+            if not outcome.created:
+                unchanged += 1  # a retried row: applied by an earlier run of the same feed
+            elif outcome.change.permit.version == 1:
+                created += 1
+            else:
+                amended += 1
+        return ImportReport(True, created, amended, unchanged, tuple(errors))
 
     async def cancel_declaration(
         self, declaration_id: str, *, request_id: str, actor: str, reason: str
@@ -311,6 +314,8 @@ class PermitService:
             return [FieldViolation(field, "is required")] if required else []
         if len(value) > self._limits.max_string_length:
             return [FieldViolation(field, f"is longer than {self._limits.max_string_length} characters")]
+        if has_control_characters(value):
+            return [FieldViolation(field, "contains control characters")]
         return []
 
     @staticmethod

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from risk_service.domain.errors import FailedPrecondition, NotFound, PermitExists
+from risk_service.domain.permits.ledger import over_limit
 from risk_service.domain.permits.model import Permit, PermitAction, PermitState, PermitStatus
 from risk_service.domain.ports import PermitTransition
 
@@ -17,10 +18,13 @@ _STATUS_MOVES: dict[PermitAction, tuple[frozenset[PermitStatus], PermitStatus]] 
 
 
 def same_content(a: Permit, b: Permit) -> bool:
-    """True when two permits say the same, whatever their status and version."""
-    return dataclasses.replace(a, status=PermitStatus.ACTIVE, version=0) == dataclasses.replace(
-        b, status=PermitStatus.ACTIVE, version=0
-    )
+    """True when two permits say the same, whatever their status, version and order of goods lines."""
+    return _comparable(a) == _comparable(b)
+
+
+def _comparable(permit: Permit) -> Permit:
+    lines = tuple(sorted(permit.goods_lines, key=lambda line: line.line_number))
+    return dataclasses.replace(permit, status=PermitStatus.ACTIVE, version=0, goods_lines=lines)
 
 
 def submit(permit: Permit) -> PermitTransition:
@@ -106,12 +110,12 @@ def _check_drawn_lines_kept(new: Permit, current: PermitState) -> None:
             continue
         if old is not None and line.unit != old.unit and balance.drawn_quantity > 0:
             problems.append(f"line {line_number} cannot change unit from {old.unit} to {line.unit}: goods were drawn")
-        if line.authorised_quantity is not None and line.authorised_quantity < balance.drawn_quantity:
+        if over_limit(balance.drawn_quantity, line.authorised_quantity):
             problems.append(
                 f"line {line_number} authorised quantity {line.authorised_quantity:g} {line.unit} is below the "
                 f"{balance.drawn_quantity:g} {line.unit} already drawn"
             )
-        if line.authorised_value is not None and line.authorised_value < balance.drawn_value:
+        if over_limit(balance.drawn_value, line.authorised_value):
             problems.append(
                 f"line {line_number} authorised value {line.authorised_value:g} is below the "
                 f"{balance.drawn_value:g} already drawn"
