@@ -76,6 +76,12 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--timeout", type=float, default=60.0, help="deadline in seconds per page")
     report.set_defaults(run=_permits_report)
 
+    table = permits.add_parser(
+        "check-table", help="load a controlled goods table (YAML or CSV) and report every error with file and line"
+    )
+    table.add_argument("file", type=Path)
+    table.set_defaults(run=_permits_check_table)
+
     db = sub.add_parser("db", help="database migrations").add_subparsers(title="db commands")
     up = db.add_parser("upgrade", help="migrate the database to the newest schema")
     up.set_defaults(run=_db_upgrade)
@@ -330,6 +336,18 @@ _LARGE_MESSAGES = [("grpc.max_receive_message_length", 256 * 1024 * 1024)]
 def _figure(value: float) -> str:
     """Quantities and money in full (no exponent), without a trailing .0."""
     return f"{value:.15g}" if abs(value) < 1e15 else f"{value:.0f}"
+
+
+def _permits_check_table(args: argparse.Namespace, settings: Any) -> int:
+    from risk_service.domain.permits.controlled_goods import ControlledGoodsError, load_controlled_goods
+
+    try:
+        table = load_controlled_goods(args.file)
+    except ControlledGoodsError as err:
+        print(err, file=sys.stderr)
+        return 1
+    print(f"{args.file}: controlled goods table {table.version} is valid: {len(table.entries)} entries")
+    return 0
 
 
 def _rules_check(args: argparse.Namespace, settings: Any) -> int:

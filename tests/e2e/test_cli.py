@@ -133,3 +133,16 @@ def test_the_readme_permit_example_flags_the_declaration_that_overdraws(demo_ser
         "5",
     )
     assert line["declarations"] == "BEEF-2026-000101/v1"
+
+
+def test_controlled_goods_tables_are_checked_with_file_and_line(tmp_path: Path) -> None:
+    shipped = ROOT / "risk_service" / "domain" / "permits" / "default_controlled_goods.yaml"
+    ok = run("permits", "check-table", str(shipped))
+    assert ok.returncode == 0 and "is valid" in ok.stdout, ok.stderr
+    bad = tmp_path / "table.yaml"
+    bad.write_text('version: "1"\nentries:\n  - hs_prefix: "0x"\n    permit_type: NOPE\n    agency: NFQS\n')
+    result = run("permits", "check-table", str(bad))
+    assert result.returncode == 1
+    assert f"{bad}:3: hs_prefix '0x' must be a string of 2 to 10 digits" in result.stderr
+    assert f"{bad}:4: unknown permit_type 'NOPE'" in result.stderr
+    assert "Traceback" not in result.stderr
