@@ -11,7 +11,7 @@ import grpc
 
 from protos.risk.v1 import risk_scoring_service_pb2_grpc as pb_grpc
 from risk_service.bootstrap import serve
-from risk_service.settings import ModelSettings, PolicySettings, ServerSettings, Settings
+from risk_service.settings import ModelSettings, PermitSettings, PolicySettings, ServerSettings, Settings
 
 
 def make_settings(
@@ -24,6 +24,7 @@ def make_settings(
     reload_interval_s: float = 0.2,
     policy: dict[str, Any] | None = None,
     server: dict[str, Any] | None = None,
+    permits: dict[str, Any] | None = None,
 ) -> Settings:
     return Settings(
         data_dir=data_dir,
@@ -33,6 +34,7 @@ def make_settings(
         model=ModelSettings(tracking_uri=tracking_uri or f"sqlite:///{data_dir / 'mlflow.db'}", name=model_name),
         server=ServerSettings(port=0, reload_interval_s=reload_interval_s, grace_s=1.0, **(server or {})),
         policy=PolicySettings(**{"random_control_rate": 0.0, **(policy or {})}),
+        permits=PermitSettings(**(permits or {})),
     )
 
 
