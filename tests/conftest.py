@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -31,14 +32,14 @@ def postgres_available() -> bool:
     return _postgres_available()
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path, postgres_available: bool) -> Iterator[str]:
-    """A fresh, empty database: a SQLite file, or a new PostgreSQL database dropped afterwards."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'risk.db'}"
+@contextmanager
+def fresh_database(request: pytest.FixtureRequest, kind: str, folder: Path, postgres_available: bool) -> Iterator[str]:
+    """An empty database: a SQLite file in `folder`, or a new PostgreSQL database dropped afterwards."""
+    if kind == "sqlite":
+        yield f"sqlite:///{folder / 'risk.db'}"
         return
     if not postgres_available:
-        _skipped_postgres.append(request.node.nodeid)
+        _skipped_postgres.append(request.node.nodeid)  # RISK_REQUIRE_POSTGRES=1 turns this into a failure
         pytest.skip(f"PostgreSQL not reachable at {POSTGRES_ADMIN_URL}")
     import sqlalchemy as sa
 
@@ -52,6 +53,13 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path, postgres_availa
         with admin.connect() as conn:
             conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path, postgres_available: bool) -> Iterator[str]:
+    """A fresh, empty database per test, on each backend."""
+    with fresh_database(request, request.param, tmp_path, postgres_available) as url:
+        yield url
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

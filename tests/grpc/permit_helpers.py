@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -17,7 +16,7 @@ from protos.risk.v1 import permit_service_pb2_grpc as ppb_grpc
 from protos.risk.v1 import risk_scoring_service_pb2 as pb
 from protos.risk.v1 import risk_scoring_service_pb2_grpc as pb_grpc
 from tests.builders import next_id
-from tests.conftest import POSTGRES_ADMIN_URL, _skipped_postgres
+from tests.conftest import fresh_database
 from tests.grpc.conftest import Registry
 from tests.serving import ServerThread, make_settings
 
@@ -32,31 +31,6 @@ TIMEOUT = 15.0
 
 
 @contextmanager
-def fresh_database(
-    request: pytest.FixtureRequest, kind: str, postgres_available: bool, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[str]:
-    """An empty database for a module: a SQLite file, or a PostgreSQL database dropped afterwards."""
-    if kind == "sqlite":
-        yield f"sqlite:///{tmp_path_factory.mktemp('permits') / 'risk.db'}"
-        return
-    if not postgres_available:
-        _skipped_postgres.append(request.node.nodeid)  # RISK_REQUIRE_POSTGRES=1 turns this into a failure
-        pytest.skip(f"PostgreSQL not reachable at {POSTGRES_ADMIN_URL}")
-    import sqlalchemy as sa
-
-    name = f"risk_test_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-
-@contextmanager
 def module_server(
     request: pytest.FixtureRequest,
     registry: Registry,
@@ -66,7 +40,7 @@ def module_server(
 ) -> Iterator[ServerThread]:
     """A real server with the real champion on the database named by request.param; tests keep apart by unique ids."""
     kind = request.param  # type: ignore[attr-defined]
-    with fresh_database(request, kind, postgres_available, tmp_path_factory) as url:
+    with fresh_database(request, kind, tmp_path_factory.mktemp("permits"), postgres_available) as url:
         data_dir = tmp_path_factory.mktemp("data")
         configured = make_settings(data_dir, database_url=url, tracking_uri=registry.tracking_uri, **settings)
         with ServerThread(configured) as running:
