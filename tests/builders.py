@@ -10,6 +10,7 @@ from typing import Any
 from google.protobuf import json_format
 
 from protos.risk.v1 import declaration_pb2
+from risk_service.domain.assessment import Assessment, Channel, ModelStatus
 from risk_service.domain.declaration import (
     AeoStatus,
     Declaration,
@@ -206,3 +207,25 @@ def declarations_from_history(history: Any) -> list[Declaration]:
             )
         )
     return out
+
+
+def assessment(**overrides: Any) -> Assessment:
+    """A GREEN rules-only assessment of declaration DEC-1 v1; tests set what they look at."""
+    base = Assessment(
+        assessment_id="A-1",
+        declaration_id="DEC-1",
+        declaration_version=1,
+        channel=Channel.GREEN,
+        risk_score=0.1,
+        model_score=None,
+        rule_hits=(),
+        contributions=(),
+        random_control=False,
+        model_status=ModelStatus.UNAVAILABLE,
+        model_name="",
+        model_version="",
+        rule_set_version="rules-1",
+        assessment_time=LODGED,
+        controlled_goods_version="cg-1",
+    )
+    return replace(base, **overrides)

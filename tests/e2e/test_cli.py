@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -20,11 +21,11 @@ def run(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> s
     return subprocess.run([RISK, *args], capture_output=True, text=True, timeout=timeout, env=env, check=False)
 
 
-@pytest.fixture(scope="module")
-def demo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    data_dir = tmp_path_factory.mktemp("risk-data")
+@contextmanager
+def running_server(data_dir: Path, *serve_args: str) -> Iterator[str]:
+    """`risk serve` as a user starts it, on a free port; yields its address, and checks it stops cleanly."""
     env = {**os.environ, "RISK_DATA_DIR": str(data_dir), "RISK_SERVER__PORT": "0"}
-    proc = subprocess.Popen([RISK, "serve", "--demo"], env=env, stdout=subprocess.PIPE, text=True, cwd=data_dir)
+    proc = subprocess.Popen([RISK, "serve", *serve_args], env=env, stdout=subprocess.PIPE, text=True, cwd=data_dir)
     assert proc.stdout is not None
     address = None
     for line in proc.stdout:
@@ -37,6 +38,13 @@ def demo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     finally:
         proc.terminate()
         assert proc.wait(timeout=30) == 0, "the server stops cleanly on SIGTERM"
+
+
+@pytest.fixture(scope="module")
+def demo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    data_dir = tmp_path_factory.mktemp("risk-data")
+    with running_server(data_dir, "--demo") as address:
+        yield address
     assert not (data_dir / "mlruns").exists(), "MLflow writes under the data folder only"
     assert (data_dir / "risk.db").exists() and (data_dir / "mlflow.db").exists()
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.test_cli import RISK, ROOT, run
+from tests.e2e.test_cli import RISK, ROOT, run, running_server
 
 DATA = ROOT / "tests" / "data" / "permits"
 QUARANTINE_CSV = DATA / "nfqs_quarantine.csv"  # NFQS: two permits, the first with two goods lines
@@ -34,21 +34,8 @@ SUMMARY = re.compile(r"^(?P<file>.+): (\d+) created, (\d+) amended, (\d+) unchan
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """`risk serve` on SQLite with permit checks on; no model is needed to screen permits."""
-    data_dir = tmp_path_factory.mktemp("risk-permits")
-    env = {**os.environ, "RISK_DATA_DIR": str(data_dir), "RISK_SERVER__PORT": "0"}
-    proc = subprocess.Popen([RISK, "serve"], env=env, stdout=subprocess.PIPE, text=True, cwd=data_dir)
-    assert proc.stdout is not None
-    address = None
-    for line in proc.stdout:
-        if line.startswith("risk service ready on "):
-            address = line.split(" on ", 1)[1].strip()
-            break
-    try:
-        assert address, f"server exited with {proc.poll()}"
+    with running_server(tmp_path_factory.mktemp("risk-permits")) as address:
         yield address
-    finally:
-        proc.terminate()
-        assert proc.wait(timeout=30) == 0, "the server stops cleanly on SIGTERM"
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from risk_service.domain.assessment import Assessment, Channel, ModelStatus, RuleHit
+from risk_service.domain.assessment import Assessment, Channel, RuleHit
 from risk_service.domain.errors import FailedPrecondition, NotFound
 from risk_service.domain.permits.ledger import DrawRecord, DrawRefusal, LedgerClaim, PermitDraw, RefusalKind
 from risk_service.domain.permits.model import LineBalance, Permit, PermitAction, PermitState, PermitStatus
@@ -74,20 +74,10 @@ def claim(*draws: PermitDraw, single_use: Sequence[str] = ()) -> LedgerClaim:
 def record(declaration_id: str, version: int = 1, ledger_claim: LedgerClaim | None = None) -> AssessmentRecord:
     items = tuple(builders.item(item_number=n) for n in range(1, 4))
     declaration = builders.declaration(declaration_id=declaration_id, version=version, items=items)
-    assessment = Assessment(
+    assessment = builders.assessment(
         assessment_id=str(uuid.uuid4()),
         declaration_id=declaration_id,
         declaration_version=version,
-        channel=Channel.GREEN,
-        risk_score=0.1,
-        model_score=None,
-        rule_hits=(),
-        contributions=(),
-        random_control=False,
-        model_status=ModelStatus.UNAVAILABLE,
-        model_name="",
-        model_version="",
-        rule_set_version="rules-1",
         assessment_time=T0,
         controlled_goods_version="cg-2026.11",
     )

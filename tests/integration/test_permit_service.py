@@ -14,7 +14,6 @@ from typing import Any
 
 import pytest
 
-from risk_service.domain.assessment import Assessment, Channel, ModelStatus
 from risk_service.domain.errors import (
     FailedPrecondition,
     InvalidArgument,
@@ -149,21 +148,8 @@ def drawing(declaration_id: str, permit_id: str, quantity: float) -> AssessmentR
     declaration = builders.declaration(
         declaration_id=declaration_id, items=(builders.item(permit_references=(permit_id,)),)
     )
-    assessment = Assessment(
-        assessment_id=str(uuid.uuid4()),
-        declaration_id=declaration_id,
-        declaration_version=1,
-        channel=Channel.GREEN,
-        risk_score=0.1,
-        model_score=None,
-        rule_hits=(),
-        contributions=(),
-        random_control=False,
-        model_status=ModelStatus.UNAVAILABLE,
-        model_name="",
-        model_version="",
-        rule_set_version="rules-1",
-        assessment_time=NOW,
+    assessment = builders.assessment(
+        assessment_id=str(uuid.uuid4()), declaration_id=declaration_id, assessment_time=NOW
     )
     claim = LedgerClaim((PermitDraw(permit_id, 1, 1, quantity, 0.0),))
     content = hashlib.sha256(repr((declaration_id, permit_id, quantity)).encode()).hexdigest()

@@ -49,6 +49,7 @@ from risk_service.domain.permits.model import (
     PermitType,
 )
 from risk_service.domain.policy import SelectionPolicy, combine_scores
+from tests import builders
 from tests.builders import LODGED, declaration, item
 from tests.permit_builders import goods_line, permit, permit_state
 
@@ -406,24 +407,8 @@ def test_config_refuses_unknown_codes_and_bad_weights(reasons: dict[str, tuple[C
 
 
 def _assessment(d: Declaration, **overrides: Any) -> Assessment:
-    base = Assessment(
-        assessment_id="A-1",
-        declaration_id=d.declaration_id,
-        declaration_version=d.version,
-        channel=Channel.GREEN,
-        risk_score=0.05,
-        model_score=0.05,
-        rule_hits=(),
-        contributions=(),
-        random_control=False,
-        model_status=ModelStatus.SCORED,
-        model_name="m",
-        model_version="1",
-        rule_set_version="r1",
-        assessment_time=LODGED,
-        controlled_goods_version="t1",
-    )
-    return replace(base, **overrides)
+    fields = {"model_score": 0.05, "risk_score": 0.05, "model_status": ModelStatus.SCORED, **overrides}
+    return builders.assessment(declaration_id=d.declaration_id, declaration_version=d.version, **fields)
 
 
 _BALANCE = DrawRefusal(

@@ -19,15 +19,13 @@ from protos.risk.v1 import risk_scoring_service_pb2 as pb
 from protos.risk.v1 import risk_scoring_service_pb2_grpc as pb_grpc
 from tests.builders import declaration_pb, item
 from tests.grpc.conftest import Registry
-from tests.grpc.permit_helpers import (
+from tests.grpc.permits.helpers import (
     ACTOR,
-    DATABASES,
     TIMEOUT,
     cancel,
     failure,
     get_permit,
     goods_line_pb,
-    module_server,
     permit_hits,
     permit_pb,
     score,
@@ -37,17 +35,6 @@ from tests.grpc.permit_helpers import (
 )
 from tests.grpc.status import field_violations
 from tests.serving import ServerThread, make_settings
-
-
-@pytest.fixture(scope="module", params=DATABASES)
-def server(
-    request: pytest.FixtureRequest,
-    registry: Registry,
-    postgres_available: bool,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[ServerThread]:
-    with module_server(request, registry, postgres_available, tmp_path_factory) as running:
-        yield running
 
 
 @pytest.fixture(scope="module")
@@ -60,22 +47,6 @@ def twin(server: ServerThread, registry: Registry, tmp_path_factory: pytest.Temp
     )
     with ServerThread(settings) as running:
         yield running
-
-
-@pytest.fixture(scope="module")
-def channel(server: ServerThread) -> Iterator[grpc.Channel]:
-    with server.channel() as ch:
-        yield ch
-
-
-@pytest.fixture(scope="module")
-def permits(channel: grpc.Channel) -> ppb_grpc.PermitServiceStub:
-    return ppb_grpc.PermitServiceStub(channel)
-
-
-@pytest.fixture(scope="module")
-def stub(channel: grpc.Channel) -> pb_grpc.RiskScoringServiceStub:
-    return pb_grpc.RiskScoringServiceStub(channel)
 
 
 def registered(permits: ppb_grpc.PermitServiceStub, **fields: object) -> permit_pb2.Permit:

@@ -7,7 +7,6 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-import grpc
 import pytest
 
 from protos.risk.v1 import assessment_pb2, declaration_pb2, permit_pb2
@@ -18,13 +17,11 @@ from risk_service.domain.declaration import DeclarationType, Party
 from risk_service.domain.permits.controlled_goods import DEFAULT_CONTROLLED_GOODS_PATH, ControlledGoodsHolder
 from tests.builders import declaration_pb, item
 from tests.grpc.conftest import Registry
-from tests.grpc.permit_helpers import (
+from tests.grpc.permits.helpers import (
     ACTOR,
-    DATABASES,
     TIMEOUT,
     get_permit,
     goods_line_pb,
-    module_server,
     permit_hits,
     permit_pb,
     score,
@@ -35,33 +32,6 @@ from tests.serving import ServerThread, make_settings
 
 RED, YELLOW = assessment_pb2.CHANNEL_RED, assessment_pb2.CHANNEL_YELLOW
 SHIPPED_TABLE_VERSION = ControlledGoodsHolder(DEFAULT_CONTROLLED_GOODS_PATH).current.version
-
-
-@pytest.fixture(scope="module", params=DATABASES)
-def server(
-    request: pytest.FixtureRequest,
-    registry: Registry,
-    postgres_available: bool,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[ServerThread]:
-    with module_server(request, registry, postgres_available, tmp_path_factory) as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def channel(server: ServerThread) -> Iterator[grpc.Channel]:
-    with server.channel() as ch:
-        yield ch
-
-
-@pytest.fixture(scope="module")
-def permits(channel: grpc.Channel) -> ppb_grpc.PermitServiceStub:
-    return ppb_grpc.PermitServiceStub(channel)
-
-
-@pytest.fixture(scope="module")
-def stub(channel: grpc.Channel) -> pb_grpc.RiskScoringServiceStub:
-    return pb_grpc.RiskScoringServiceStub(channel)
 
 
 def only_hit(assessment: assessment_pb2.Assessment, rule_id: str) -> assessment_pb2.RuleHit:

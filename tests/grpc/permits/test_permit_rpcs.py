@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import datetime
 
 import grpc
@@ -17,51 +17,20 @@ from protos.risk.v1 import permit_service_pb2 as ppb
 from protos.risk.v1 import permit_service_pb2_grpc as ppb_grpc
 from protos.risk.v1 import risk_scoring_service_pb2_grpc as pb_grpc
 from tests.builders import declaration_pb, item
-from tests.grpc.conftest import Registry
-from tests.grpc.permit_helpers import (
+from tests.grpc.permits.helpers import (
     ACTOR,
-    DATABASES,
     TIMEOUT,
     VALID_FROM,
     failure,
     get_permit,
     goods_line_pb,
     history,
-    module_server,
     permit_pb,
     score,
     submit,
     unique,
 )
 from tests.grpc.status import error_reason, field_violations
-from tests.serving import ServerThread
-
-
-@pytest.fixture(scope="module", params=DATABASES)
-def server(
-    request: pytest.FixtureRequest,
-    registry: Registry,
-    postgres_available: bool,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[ServerThread]:
-    with module_server(request, registry, postgres_available, tmp_path_factory) as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def channel(server: ServerThread) -> Iterator[grpc.Channel]:
-    with server.channel() as ch:
-        yield ch
-
-
-@pytest.fixture(scope="module")
-def permits(channel: grpc.Channel) -> ppb_grpc.PermitServiceStub:
-    return ppb_grpc.PermitServiceStub(channel)
-
-
-@pytest.fixture(scope="module")
-def stub(channel: grpc.Channel) -> pb_grpc.RiskScoringServiceStub:
-    return pb_grpc.RiskScoringServiceStub(channel)
 
 
 def amend_request(
