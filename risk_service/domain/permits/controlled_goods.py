@@ -45,7 +45,7 @@ from risk_service.domain.declaration import DeclarationType
 from risk_service.domain.permits.model import PermitType
 from risk_service.domain.permits.units import is_known_unit
 from risk_service.domain.rules.holder import FileHolder
-from risk_service.domain.rules.loader import MAX_FILE_BYTES, _DepthLimitedLoader, _line_at, _size
+from risk_service.domain.rules.loader import MAX_FILE_BYTES, YamlProblem, _line_at, _size, compose_yaml
 from risk_service.domain.validation import COUNTRY_CODES
 
 logger = logging.getLogger(__name__)
@@ -352,28 +352,11 @@ class _Loader:
         return raw
 
     def compose(self, text: str) -> yaml.Node | None:
-        loader: _DepthLimitedLoader | None = None
         try:
-            loader = _DepthLimitedLoader(text)  # checks the characters first
-            node = loader.get_single_node()
-        except yaml.MarkedYAMLError as exc:
-            mark = exc.problem_mark or exc.context_mark
-            line = int(mark.line) + 1 if mark is not None else 0
-            self.error(line, f"invalid YAML: {exc.problem or exc.context}")
+            node = compose_yaml(text)
+        except YamlProblem as problem:
+            self.error(problem.line, problem.message)
             return None
-        except yaml.reader.ReaderError as exc:  # a character YAML does not allow, e.g. a control code
-            self.error(_line_at(text, exc.position), f"invalid YAML: {exc.reason} (0x{exc.character:x})")
-            return None
-        except yaml.YAMLError as exc:
-            self.error(0, f"invalid YAML: {exc}")
-            return None
-        except RecursionError:  # nesting is bounded by the loader; this guards a stack already deep
-            line = int(loader.line) + 1 if loader is not None else 1
-            self.error(line, "invalid YAML: nested too deeply")
-            return None
-        finally:
-            if loader is not None:
-                loader.dispose()  # type: ignore[no-untyped-call]
         if node is None:
             self.error(0, "the table is empty")
         return node

@@ -58,6 +58,44 @@ def load_rule_set(path: Path, feature_names: Sequence[str]) -> RuleSet:
         raise loader.fail() from exc
 
 
+class YamlProblem(Exception):
+    """Why a YAML text could not be composed, at a 1-based line (0: the whole text)."""
+
+    def __init__(self, line: int, message: str) -> None:
+        super().__init__(message)
+        self.line = line
+        self.message = message
+
+
+def compose_yaml(text: str) -> yaml.Node | None:
+    """The text's one YAML document as a node tree (None when empty); any failure is a YamlProblem.
+
+    Composing keeps every node's line, so callers can report errors where they are; the depth
+    bound turns a deeply nested text into a clear error instead of a RecursionError.
+    """
+    loader: _DepthLimitedLoader | None = None
+    try:
+        loader = _DepthLimitedLoader(text)  # checks the characters first
+        node: yaml.Node | None = loader.get_single_node()
+        return node
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        raise YamlProblem(
+            int(mark.line) + 1 if mark is not None else 0, f"invalid YAML: {exc.problem or exc.context}"
+        ) from None
+    except yaml.reader.ReaderError as exc:  # a character YAML does not allow, e.g. a control code
+        raise YamlProblem(_line_at(text, exc.position), f"invalid YAML: {exc.reason} (0x{exc.character:x})") from None
+    except yaml.YAMLError as exc:
+        raise YamlProblem(0, f"invalid YAML: {exc}") from None
+    except RecursionError:  # nesting is bounded by the loader; this guards a stack already deep
+        raise YamlProblem(
+            int(loader.line) + 1 if loader is not None else 1, "invalid YAML: nested too deeply"
+        ) from None
+    finally:
+        if loader is not None:
+            loader.dispose()  # type: ignore[no-untyped-call]
+
+
 def _line(node: yaml.Node) -> int:
     return int(node.start_mark.line) + 1
 
@@ -137,28 +175,11 @@ class _Loader:
         text = self.read(path, "file")
         if text is None:
             return None
-        loader: _DepthLimitedLoader | None = None
         try:
-            loader = _DepthLimitedLoader(text)  # checks the characters first
-            node = loader.get_single_node()
-        except yaml.MarkedYAMLError as exc:
-            mark = exc.problem_mark or exc.context_mark
-            line = int(mark.line) + 1 if mark is not None else 0
-            self.error(line, None, f"invalid YAML: {exc.problem or exc.context}", path)
+            node = compose_yaml(text)
+        except YamlProblem as problem:
+            self.error(problem.line, None, problem.message, path)
             return None
-        except yaml.reader.ReaderError as exc:  # a character YAML does not allow, e.g. a control code
-            self.error(_line_at(text, exc.position), None, f"invalid YAML: {exc.reason} (0x{exc.character:x})", path)
-            return None
-        except yaml.YAMLError as exc:
-            self.error(0, None, f"invalid YAML: {exc}", path)
-            return None
-        except RecursionError:  # nesting is bounded above; this guards a stack already deep
-            line = int(loader.line) + 1 if loader is not None else 1
-            self.error(line, None, "invalid YAML: nested too deeply", path)
-            return None
-        finally:
-            if loader is not None:
-                loader.dispose()  # type: ignore[no-untyped-call]
         if node is None:
             self.error(0, None, "file is empty", path)
         return node
