@@ -44,7 +44,7 @@ class ValidationLimits:
     max_lodgement_age_days: int = 3650
 
 
-class _Collector:
+class ViolationCollector:
     def __init__(self) -> None:
         self.violations: list[FieldViolation] = []
 
@@ -60,12 +60,12 @@ def validate_declaration(
     now: datetime | None = None,
 ) -> list[FieldViolation]:
     """Returns every violation in `declaration`; an empty list means it may be scored."""
-    out = _Collector()
+    out = ViolationCollector()
     d = declaration
-    _identifier(out, f"{path}.declaration_id", d.declaration_id, limits)
+    check_identifier(out, f"{path}.declaration_id", d.declaration_id, limits)
     if d.version < 1:
         out.add(f"{path}.version", "must be 1 or more")
-    _enum(out, f"{path}.type", d.type, DeclarationType.UNSPECIFIED)
+    check_enum(out, f"{path}.type", d.type, DeclarationType.UNSPECIFIED)
     if d.lodgement_time is None:
         out.add(f"{path}.lodgement_time", "is required")
     else:
@@ -74,16 +74,16 @@ def validate_declaration(
             out.add(f"{path}.lodgement_time", "is more than a day in the future")
         elif d.lodgement_time < now - timedelta(days=limits.max_lodgement_age_days):
             out.add(f"{path}.lodgement_time", f"is more than {limits.max_lodgement_age_days} days in the past")
-    _identifier(out, f"{path}.customs_office", d.customs_office, limits)
+    check_identifier(out, f"{path}.customs_office", d.customs_office, limits)
     _party(out, f"{path}.declarant", d.declarant, limits, required=True)
     _party(out, f"{path}.importer", d.importer, limits, required=d.type != DeclarationType.EXPORT)
     _party(out, f"{path}.exporter", d.exporter, limits, required=d.type == DeclarationType.EXPORT)
-    _enum(out, f"{path}.aeo_status", d.aeo_status, AeoStatus.UNSPECIFIED)
+    check_enum(out, f"{path}.aeo_status", d.aeo_status, AeoStatus.UNSPECIFIED)
     for name in ("export_country", "origin_country", "destination_country"):
-        _country(out, f"{path}.{name}", getattr(d, name))
-    _enum(out, f"{path}.transport_mode", d.transport_mode, TransportMode.UNSPECIFIED)
+        check_country(out, f"{path}.{name}", getattr(d, name))
+    check_enum(out, f"{path}.transport_mode", d.transport_mode, TransportMode.UNSPECIFIED)
     if d.transport_document_number:
-        _identifier(out, f"{path}.transport_document_number", d.transport_document_number, limits)
+        check_identifier(out, f"{path}.transport_document_number", d.transport_document_number, limits)
     if len(d.container_numbers) > limits.max_containers:
         out.add(f"{path}.container_numbers", f"has more than {limits.max_containers} entries")
     else:
@@ -94,12 +94,12 @@ def validate_declaration(
         out.add(f"{path}.incoterm", "must be an Incoterms 2020 rule such as FOB or CIF")
     if d.invoice_currency not in CURRENCY_CODES:
         out.add(f"{path}.invoice_currency", "must be an ISO 4217 currency code")
-    _amount(out, f"{path}.invoice_amount", d.invoice_amount)
+    check_amount(out, f"{path}.invoice_amount", d.invoice_amount)
     _items(out, path, d.items, limits)
     return out.violations
 
 
-def _items(out: _Collector, path: str, items: tuple[GoodsItem, ...], limits: ValidationLimits) -> None:
+def _items(out: ViolationCollector, path: str, items: tuple[GoodsItem, ...], limits: ValidationLimits) -> None:
     if not items:
         out.add(f"{path}.items", "at least one goods item is required")
         return
@@ -117,9 +117,9 @@ def _items(out: _Collector, path: str, items: tuple[GoodsItem, ...], limits: Val
         seen.add(item.item_number)
         if not _HS_CODE.fullmatch(item.hs_code):
             out.add(f"{p}.hs_code", "must be 6 to 10 digits")
-        _text(out, f"{p}.description", item.description, limits, required=True)
+        check_text(out, f"{p}.description", item.description, limits, required=True)
         for name in ("quantity", "net_mass_kg", "gross_mass_kg", "customs_value"):
-            _amount(out, f"{p}.{name}", getattr(item, name))
+            check_amount(out, f"{p}.{name}", getattr(item, name))
         if item.quantity_unit and not _UNIT.fullmatch(item.quantity_unit):
             out.add(f"{p}.quantity_unit", "must be a UN/ECE Recommendation 20 unit code such as KGM or NAR")
         if item.quantity > 0 and not item.quantity_unit:
@@ -127,21 +127,21 @@ def _items(out: _Collector, path: str, items: tuple[GoodsItem, ...], limits: Val
         masses_valid = _finite_nonneg(item.net_mass_kg) and _finite_nonneg(item.gross_mass_kg)
         if masses_valid and item.gross_mass_kg < item.net_mass_kg:
             out.add(f"{p}.gross_mass_kg", "must not be below the net mass")
-        _country(out, f"{p}.origin_country", item.origin_country)
+        check_country(out, f"{p}.origin_country", item.origin_country)
         if item.preference_claimed and not _CODE.fullmatch(item.preference_claimed):
             out.add(f"{p}.preference_claimed", "must be a code of 1 to 16 letters or digits")
         if len(item.permit_references) > limits.max_permit_references:
             out.add(f"{p}.permit_references", f"has more than {limits.max_permit_references} entries")
         else:
             for j, ref in enumerate(item.permit_references):
-                _identifier(out, f"{p}.permit_references[{j}]", ref, limits)
+                check_identifier(out, f"{p}.permit_references[{j}]", ref, limits)
         for j, duty in enumerate(item.duties_and_taxes):
             if not _CODE.fullmatch(duty.type_code):
                 out.add(f"{p}.duties_and_taxes[{j}].type_code", "must be a code of 1 to 16 letters or digits")
-            _amount(out, f"{p}.duties_and_taxes[{j}].amount", duty.amount)
+            check_amount(out, f"{p}.duties_and_taxes[{j}].amount", duty.amount)
 
 
-def _identifier(out: _Collector, path: str, value: str, limits: ValidationLimits) -> None:
+def check_identifier(out: ViolationCollector, path: str, value: str, limits: ValidationLimits) -> None:
     if not value:
         out.add(path, "is required")
     elif len(value) > limits.max_id_length:
@@ -150,13 +150,13 @@ def _identifier(out: _Collector, path: str, value: str, limits: ValidationLimits
         out.add(path, "may hold only letters, digits and . _ : / -, starting with a letter or digit")
 
 
-def _party(out: _Collector, path: str, party: Party, limits: ValidationLimits, *, required: bool) -> None:
+def _party(out: ViolationCollector, path: str, party: Party, limits: ValidationLimits, *, required: bool) -> None:
     if required or party.id:
-        _identifier(out, f"{path}.id", party.id, limits)
-    _text(out, f"{path}.name", party.name, limits, required=False)
+        check_identifier(out, f"{path}.id", party.id, limits)
+    check_text(out, f"{path}.name", party.name, limits, required=False)
 
 
-def _text(out: _Collector, path: str, value: str, limits: ValidationLimits, *, required: bool) -> None:
+def check_text(out: ViolationCollector, path: str, value: str, limits: ValidationLimits, *, required: bool) -> None:
     if required and not value.strip():
         out.add(path, "is required")
     elif len(value) > limits.max_string_length:
@@ -172,12 +172,12 @@ def has_control_characters(value: str) -> bool:
     return _CONTROL_CHARACTERS.search(value) is not None
 
 
-def _country(out: _Collector, path: str, value: str) -> None:
+def check_country(out: ViolationCollector, path: str, value: str) -> None:
     if value not in COUNTRY_CODES:
         out.add(path, "must be an ISO 3166-1 alpha-2 country code")
 
 
-def _enum(out: _Collector, path: str, value: int, unspecified: int) -> None:
+def check_enum(out: ViolationCollector, path: str, value: int, unspecified: int) -> None:
     if value == unspecified:
         out.add(path, "must be set; the UNSPECIFIED value is not accepted")
 
@@ -186,7 +186,7 @@ def _finite_nonneg(value: float) -> bool:
     return math.isfinite(value) and value >= 0
 
 
-def _amount(out: _Collector, path: str, value: float) -> None:
+def check_amount(out: ViolationCollector, path: str, value: float) -> None:
     if not math.isfinite(value):
         out.add(path, "must be a finite number")
     elif value < 0:

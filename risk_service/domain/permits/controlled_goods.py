@@ -45,7 +45,7 @@ from risk_service.domain.declaration import DeclarationType
 from risk_service.domain.permits.model import PermitType
 from risk_service.domain.permits.units import is_known_unit
 from risk_service.domain.rules.holder import FileHolder
-from risk_service.domain.rules.loader import MAX_FILE_BYTES, YamlProblem, _line_at, _size, compose_yaml
+from risk_service.domain.rules.loader import MAX_FILE_BYTES, YamlProblem, compose_yaml, line_at, readable_size
 from risk_service.domain.validation import COUNTRY_CODES
 
 logger = logging.getLogger(__name__)
@@ -265,7 +265,7 @@ class _Loader:
             self.error(0, f"cannot read the table: {type(exc).__name__}: {exc}")
             return None
         if len(data) > MAX_FILE_BYTES:
-            self.error(0, f"the table is larger than the {_size(MAX_FILE_BYTES)} limit")
+            self.error(0, f"the table is larger than the {readable_size(MAX_FILE_BYTES)} limit")
             return None
         return data
 
@@ -273,7 +273,7 @@ class _Loader:
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError as exc:
-            line = _line_at(data, exc.start)
+            line = line_at(data, exc.start)
             self.error(line, f"the table is not UTF-8 text (byte 0x{data[exc.start]:02x} at line {line})")
             return None
         return text.removeprefix("\ufeff")  # spreadsheets write a byte order mark

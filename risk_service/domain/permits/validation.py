@@ -11,12 +11,12 @@ from risk_service.domain.permits.model import Permit, PermitGoodsLine, PermitSta
 from risk_service.domain.permits.units import is_known_unit
 from risk_service.domain.validation import (
     ValidationLimits,
-    _amount,
-    _Collector,
-    _country,
-    _enum,
-    _identifier,
-    _text,
+    ViolationCollector,
+    check_amount,
+    check_country,
+    check_enum,
+    check_identifier,
+    check_text,
 )
 
 _HS_PREFIX: Final = re.compile(r"[0-9]{2,10}")
@@ -38,11 +38,11 @@ def validate_permit(
     pass allow_unspecified_status=True. Goods lines are bounded by limits.max_items: a permit
     never needs more lines than a declaration may have items.
     """
-    out = _Collector()
+    out = ViolationCollector()
     p = permit
-    _identifier(out, f"{path}.permit_id", p.permit_id, limits)
-    _identifier(out, f"{path}.issuing_agency", p.issuing_agency, limits)
-    _identifier(out, f"{path}.holder_id", p.holder_id, limits)
+    check_identifier(out, f"{path}.permit_id", p.permit_id, limits)
+    check_identifier(out, f"{path}.issuing_agency", p.issuing_agency, limits)
+    check_identifier(out, f"{path}.holder_id", p.holder_id, limits)
     _known_enum(out, f"{path}.type", p.type, PermitType)
     if not (allow_unspecified_status and p.status == PermitStatus.UNSPECIFIED):
         _known_enum(out, f"{path}.status", p.status, PermitStatus)
@@ -51,30 +51,32 @@ def validate_permit(
     _bounded(out, f"{path}.allowed_origin_countries", len(p.allowed_origin_countries))
     if len(p.allowed_origin_countries) <= MAX_ALLOWED_ENTRIES:
         for i, country in enumerate(p.allowed_origin_countries):
-            _country(out, f"{path}.allowed_origin_countries[{i}]", country)
+            check_country(out, f"{path}.allowed_origin_countries[{i}]", country)
     _bounded(out, f"{path}.allowed_customs_offices", len(p.allowed_customs_offices))
     if len(p.allowed_customs_offices) <= MAX_ALLOWED_ENTRIES:
         for i, office in enumerate(p.allowed_customs_offices):
-            _identifier(out, f"{path}.allowed_customs_offices[{i}]", office, limits)
-    _text(out, f"{path}.end_use", p.end_use, limits, required=False)
+            check_identifier(out, f"{path}.allowed_customs_offices[{i}]", office, limits)
+    check_text(out, f"{path}.end_use", p.end_use, limits, required=False)
     if p.version < 0:
         out.add(f"{path}.version", "must not be negative")
     return out.violations
 
 
-def _known_enum(out: _Collector, path: str, value: int, kind: type[PermitType] | type[PermitStatus]) -> None:
-    _enum(out, path, value, 0)
+def _known_enum(out: ViolationCollector, path: str, value: int, kind: type[PermitType] | type[PermitStatus]) -> None:
+    check_enum(out, path, value, 0)
     # Conversion from the wire keeps numbers a newer client may send; only known values are stored.
     if value != 0 and value not in {member.value for member in kind}:
         out.add(path, f"{value} is not a known {kind.__name__} value")
 
 
-def _bounded(out: _Collector, path: str, count: int) -> None:
+def _bounded(out: ViolationCollector, path: str, count: int) -> None:
     if count > MAX_ALLOWED_ENTRIES:
         out.add(path, f"has {count} entries; at most {MAX_ALLOWED_ENTRIES} are allowed")
 
 
-def _goods_lines(out: _Collector, path: str, lines: tuple[PermitGoodsLine, ...], limits: ValidationLimits) -> None:
+def _goods_lines(
+    out: ViolationCollector, path: str, lines: tuple[PermitGoodsLine, ...], limits: ValidationLimits
+) -> None:
     if not lines:
         out.add(f"{path}.goods_lines", "at least one goods line is required")
         return
@@ -101,18 +103,18 @@ def _goods_lines(out: _Collector, path: str, lines: tuple[PermitGoodsLine, ...],
             out.add(f"{p}.hs_prefix", f"duplicates the prefix of goods_lines[{prefixes[line.hs_prefix]}]")
         else:
             prefixes[line.hs_prefix] = i
-        _text(out, f"{p}.description", line.description, limits, required=False)
+        check_text(out, f"{p}.description", line.description, limits, required=False)
         if line.unit and not is_known_unit(line.unit):
             out.add(f"{p}.unit", f"'{line.unit[:8]}' is not a unit quantities can be converted to (e.g. KGM, LTR, NAR)")
         elif not line.unit and line.authorised_quantity is not None:
             out.add(f"{p}.unit", "is required when an authorised quantity is given")
         if line.authorised_quantity is not None:
-            _amount(out, f"{p}.authorised_quantity", line.authorised_quantity)
+            check_amount(out, f"{p}.authorised_quantity", line.authorised_quantity)
         if line.authorised_value is not None:
-            _amount(out, f"{p}.authorised_value", line.authorised_value)
+            check_amount(out, f"{p}.authorised_value", line.authorised_value)
 
 
-def _validity(out: _Collector, path: str, valid_from: datetime | None, valid_to: datetime | None) -> None:
+def _validity(out: ViolationCollector, path: str, valid_from: datetime | None, valid_to: datetime | None) -> None:
     if valid_from is None:
         out.add(f"{path}.valid_from_time", "is required")
     if valid_to is None:

@@ -84,7 +84,7 @@ def compose_yaml(text: str) -> yaml.Node | None:
             int(mark.line) + 1 if mark is not None else 0, f"invalid YAML: {exc.problem or exc.context}"
         ) from None
     except yaml.reader.ReaderError as exc:  # a character YAML does not allow, e.g. a control code
-        raise YamlProblem(_line_at(text, exc.position), f"invalid YAML: {exc.reason} (0x{exc.character:x})") from None
+        raise YamlProblem(line_at(text, exc.position), f"invalid YAML: {exc.reason} (0x{exc.character:x})") from None
     except yaml.YAMLError as exc:
         raise YamlProblem(0, f"invalid YAML: {exc}") from None
     except RecursionError:  # nesting is bounded by the loader; this guards a stack already deep
@@ -100,7 +100,7 @@ def _line(node: yaml.Node) -> int:
     return int(node.start_mark.line) + 1
 
 
-def _line_at(text: str | bytes, offset: int) -> int:
+def line_at(text: str | bytes, offset: int) -> int:
     """1-based line of a character (or byte) offset."""
     offset = max(offset, 0)
     if isinstance(text, bytes):
@@ -108,7 +108,7 @@ def _line_at(text: str | bytes, offset: int) -> int:
     return text.count("\n", 0, offset) + 1
 
 
-def _size(n_bytes: int) -> str:
+def readable_size(n_bytes: int) -> str:
     return f"{n_bytes / 2**20:g} MB" if n_bytes >= 2**20 else f"{n_bytes} bytes"
 
 
@@ -162,12 +162,12 @@ class _Loader:
             self.error(0, None, f"cannot read {what}: {type(exc).__name__}: {exc}", path)
             return None
         if len(data) > MAX_FILE_BYTES:
-            self.error(0, None, f"{what} is larger than the {_size(MAX_FILE_BYTES)} limit", path)
+            self.error(0, None, f"{what} is larger than the {readable_size(MAX_FILE_BYTES)} limit", path)
             return None
         try:
             return data.decode("utf-8")
         except UnicodeDecodeError as exc:
-            line = _line_at(data, exc.start)
+            line = line_at(data, exc.start)
             self.error(line, None, f"{what} is not UTF-8 text (byte 0x{data[exc.start]:02x} at line {line})", path)
             return None
 
