@@ -75,18 +75,42 @@ class PermitFlags:
     single_use: bool
 
 
+# Statements of the writer's hot path are built once: building one per call costs more than running it.
+_IDS: sa.BindParameter[list[str]] = sa.bindparam("ids", expanding=True)
+_LOCK_PERMITS = (
+    sa.select(permits_table.c.permit_id, permits_table.c.status, permits_table.c.single_use)
+    .where(permits_table.c.permit_id.in_(_IDS))
+    .order_by(permits_table.c.permit_id)
+    .with_for_update()
+)
+_LOAD_LINES = sa.select(
+    permit_lines.c.permit_id,
+    permit_lines.c.line_number,
+    permit_lines.c.unit,
+    permit_lines.c.authorised_quantity,
+    permit_lines.c.authorised_value,
+    permit_lines.c.drawn_quantity,
+    permit_lines.c.drawn_value,
+).where(permit_lines.c.permit_id.in_(_IDS))
+_WRITE_LINE_TOTALS = (
+    sa.update(permit_lines)
+    .where(permit_lines.c.permit_id == sa.bindparam("p_id"), permit_lines.c.line_number == sa.bindparam("p_line"))
+    .values(drawn_quantity=sa.bindparam("p_quantity"), drawn_value=sa.bindparam("p_value"))
+)
+_LATEST_VERSIONS = (
+    sa.select(assessments.c.declaration_id, sa.func.max(assessments.c.declaration_version))
+    .where(assessments.c.declaration_id.in_(_IDS))
+    .group_by(assessments.c.declaration_id)
+)
+_INSERT_DRAWS = sa.insert(permit_draws)
+_INSERT_USES = sa.insert(permit_uses)
+
+
 def lock_permits(conn: sa.Connection, permit_ids: Iterable[str]) -> dict[str, PermitFlags]:
     """Locks the permit rows until commit, in permit_id order; their status and single-use flag as locked."""
-    t = permits_table
     found: dict[str, PermitFlags] = {}
     for chunk in chunks(sorted(set(permit_ids))):
-        query = (
-            sa.select(t.c.permit_id, t.c.status, t.c.single_use)
-            .where(t.c.permit_id.in_(chunk))
-            .order_by(t.c.permit_id)
-            .with_for_update()
-        )
-        for permit_id, status, single_use in conn.execute(query):
+        for permit_id, status, single_use in conn.execute(_LOCK_PERMITS, {"ids": list(chunk)}):
             found[permit_id] = PermitFlags(PermitStatus(status), bool(single_use))
     return found
 
@@ -108,20 +132,16 @@ class LineTotals:
 
 
 def load_lines(conn: sa.Connection, permit_ids: Iterable[str]) -> dict[LineKey, LineTotals]:
-    """The goods lines of locked permits; read after the lock, so the totals are the committed ones."""
-    t = permit_lines
+    """The goods lines of locked permits; read after the lock, so the totals are the committed ones.
+
+    A statement of its own, not a join in the locking one: on PostgreSQL a statement that waited
+    for a row lock still reads the other tables as of its start, so the totals could be stale.
+    """
     lines: dict[LineKey, LineTotals] = {}
     for chunk in chunks(sorted(set(permit_ids))):
-        query = sa.select(
-            t.c.permit_id,
-            t.c.line_number,
-            t.c.unit,
-            t.c.authorised_quantity,
-            t.c.authorised_value,
-            t.c.drawn_quantity,
-            t.c.drawn_value,
-        ).where(t.c.permit_id.in_(chunk))
-        for permit_id, line_number, unit, quantity, value, drawn_quantity, drawn_value in conn.execute(query):
+        for permit_id, line_number, unit, quantity, value, drawn_quantity, drawn_value in conn.execute(
+            _LOAD_LINES, {"ids": list(chunk)}
+        ):
             lines[(permit_id, line_number)] = LineTotals(unit, quantity, value, drawn_quantity, drawn_value)
     return lines
 
@@ -130,14 +150,8 @@ def write_line_totals(conn: sa.Connection, lines: Mapping[LineKey, LineTotals]) 
     """Writes the totals of changed lines (absolute values: the rows are locked); returns their balances."""
     changed = {key: line for key, line in lines.items() if line.changed}
     if changed:
-        t = permit_lines
-        update = (
-            sa.update(t)
-            .where(t.c.permit_id == sa.bindparam("p_id"), t.c.line_number == sa.bindparam("p_line"))
-            .values(drawn_quantity=sa.bindparam("p_quantity"), drawn_value=sa.bindparam("p_value"))
-        )
         conn.execute(
-            update,
+            _WRITE_LINE_TOTALS,
             [
                 {"p_id": p, "p_line": n, "p_quantity": line.drawn_quantity, "p_value": line.drawn_value}
                 for (p, n), line in sorted(changed.items())
@@ -223,6 +237,7 @@ class _Declaration:
     draws: list[StoredDraw] = field(default_factory=list)  # what it draws now
     uses: set[str] = field(default_factory=set)  # single-use permits it uses now
     replaced: bool = False  # its stored draws and uses are rewritten at the end
+    had_rows: bool = False  # draws or uses were stored for it before this transaction
 
 
 @dataclass(frozen=True, slots=True)
@@ -344,16 +359,10 @@ def _load_declarations(conn: sa.Connection, newest: Mapping[str, int]) -> dict[s
     `newest` maps each declaration to the highest version about to be stored: the cancellation, draws and
     uses matter only where that is above the highest stored one (not for retries or late older versions).
     """
-    t = assessments
     declaration_ids = sorted(newest)
     latest: dict[str, int] = {}
     for chunk in chunks(declaration_ids):
-        query = (
-            sa.select(t.c.declaration_id, sa.func.max(t.c.declaration_version))
-            .where(t.c.declaration_id.in_(chunk))
-            .group_by(t.c.declaration_id)
-        )
-        latest.update((d, v) for d, v in conn.execute(query))
+        latest.update((d, v) for d, v in conn.execute(_LATEST_VERSIONS, {"ids": list(chunk)}))
     states = {d: _Declaration(latest.get(d)) for d in declaration_ids}
     # A declaration never stored has neither draws nor a cancellation: new filings skip these reads.
     stored = sorted(d for d, v in latest.items() if newest[d] > v)
@@ -368,8 +377,10 @@ def _load_declarations(conn: sa.Connection, newest: Mapping[str, int]) -> dict[s
     live = [d for d in stored if not states[d].cancelled]
     for declaration_id, draws in load_draws(conn, live).items():
         states[declaration_id].draws = draws
+        states[declaration_id].had_rows = True
     for permit_id, declaration_id, _ in load_uses(conn, declaration_ids=live):
         states[declaration_id].uses.add(permit_id)
+        states[declaration_id].had_rows = True
     return states
 
 
@@ -494,7 +505,8 @@ def _write_declarations(conn: sa.Connection, declarations: Mapping[str, _Declara
     replaced = sorted(d for d, s in declarations.items() if s.replaced)
     if not replaced:
         return
-    delete_draws_and_uses(conn, replaced)
+    # A first filing has no rows to delete; two statements saved per transaction on the hot path.
+    delete_draws_and_uses(conn, [d for d in replaced if declarations[d].had_rows])
     draw_rows: list[dict[str, Any]] = [
         {
             "declaration_id": d,
@@ -520,9 +532,9 @@ def _write_declarations(conn: sa.Connection, declarations: Mapping[str, _Declara
         for p in sorted(declarations[d].uses)
     ]
     if draw_rows:
-        conn.execute(sa.insert(permit_draws), draw_rows)
+        conn.execute(_INSERT_DRAWS, draw_rows)
     if use_rows:
-        conn.execute(sa.insert(permit_uses), use_rows)
+        conn.execute(_INSERT_USES, use_rows)
 
 
 # -- cancellation (the permit store) --------------------------------------------------------------
