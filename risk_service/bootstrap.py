@@ -8,6 +8,7 @@ import logging
 import signal
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import features
 from risk_service.domain.assessment import Assessment, Channel
@@ -148,6 +149,8 @@ def build_app(settings: Settings, model_source: ModelSource | None = None) -> Ap
         check_config = permit_check_config(settings)
         cache = PermitCache(permit_store, max_entries=settings.permits.cache_max_entries)
         cache.poll()  # start from the current change number
+        warmed = cache.warm(datetime.now(UTC), settings.permits.warm_entries)
+        log.info("%d active permits read into memory", warmed)
         controlled_goods = ControlledGoodsHolder(
             settings.permits.controlled_goods_path or DEFAULT_CONTROLLED_GOODS_PATH
         )

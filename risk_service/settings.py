@@ -89,6 +89,9 @@ class PermitSettings(BaseModel):
         'RISK_PERMITS__CHECKS=\'{"PERMIT_MISSING": {"min_channel": "RED", "weight": 0.5}}\'.',
     )
     cache_max_entries: int = Field(200_000, ge=100, description="Most permits kept in memory for scoring.")
+    warm_entries: int = Field(
+        50_000, ge=0, description="Active permits read into memory at start-up, most recently changed first."
+    )
     max_import_rows: int = Field(200_000, ge=1, description="Most permits one ImportPermits call may carry.")
 
 

@@ -113,6 +113,10 @@ class PermitStore(Protocol):
         """The highest change sequence number so far; 0 when there is none."""
         ...
 
+    def active_permit_ids(self, at: datetime, limit: int) -> list[str]:
+        """Ids of ACTIVE permits still valid at `at`, most recently changed first, at most `limit`."""
+        ...
+
     def cancel_declaration(
         self, declaration_id: str, *, request_id: str, actor: str, reason: str, at: datetime
     ) -> CancellationResult:

@@ -19,6 +19,7 @@ from risk_service.domain.permits.model import (
     PermitChange,
     PermitGoodsLine,
     PermitState,
+    PermitStatus,
 )
 from risk_service.domain.ports import BalancesChanged, ChangeOutcome, PermitChangeRequest, PermitFilter
 from risk_service.store import codec
@@ -422,6 +423,18 @@ class SqlPermitStore:
         query = sa.select(t.c.seq, t.c.permit_id).where(t.c.seq > seq).order_by(t.c.seq)
         with self._engine.connect() as conn:
             return [(n, pid) for n, pid in conn.execute(query)]
+
+    def active_permit_ids(self, at: datetime, limit: int) -> list[str]:
+        """Ids of ACTIVE permits still valid at `at`, most recently changed first, at most `limit`."""
+        t = permits
+        query = (
+            sa.select(t.c.permit_id)
+            .where(t.c.status == int(PermitStatus.ACTIVE), sa.or_(t.c.valid_to.is_(None), t.c.valid_to > at))
+            .order_by(t.c.updated_at.desc(), t.c.permit_id)
+            .limit(limit)
+        )
+        with self._engine.connect() as conn:
+            return list(conn.execute(query).scalars())
 
     def last_change_seq(self) -> int:
         """The highest change sequence number so far; 0 when there is none."""

@@ -492,6 +492,7 @@ def test_a_change_polled_while_its_permit_loads_is_not_lost(registry: Registry, 
         run(other_process.revoke(p.permit_id, request_id=request_id(), actor="nfqs", reason="forged papers"))
         cache.poll()  # the reload loop's thread
 
+    cache.invalidate([p.permit_id])  # writes read a permit back into memory; make this call load it
     registry.store.during_load = revoked_and_polled_meanwhile
     run(cache.snapshot([p.permit_id]))
     cache.poll()
@@ -528,3 +529,24 @@ def test_a_draw_committed_while_a_permit_loads_does_not_make_it_unknown(
     result = screen.check(declaration, snapshot, NOW)
     assert PERMIT_UNKNOWN not in {hit.rule_id for hit in result.hits}
     assert [(d.permit_id, d.quantity) for d in result.claim.draws] == [(cited.permit_id, 1200.0)]
+
+
+def test_registered_permits_are_in_memory_before_their_first_citation(
+    registry: Registry, other_process: PermitService
+) -> None:
+    """Most certificates are cited once, so a write, a poll and start-up all read permits in, not just drop them."""
+    mine, theirs = quarantine("NFQS-2026-001401"), quarantine("NFQS-2026-001402")
+    registry.submit(mine)
+    assert registry.cache.missing([mine.permit_id]) == []
+    run(other_process.submit(theirs, request_id=request_id(), actor="nfqs"))
+    registry.cache.poll()
+    state = registry.cache.cached([theirs.permit_id])[theirs.permit_id]
+    assert state is not None and state.permit.version == 1
+
+    revoked = quarantine("NFQS-2026-001403")
+    registry.submit(revoked)
+    run(registry.service.revoke(revoked.permit_id, request_id=request_id(), actor="nfqs", reason="recalled"))
+    fresh = PermitCache(registry.store)
+    assert fresh.warm(NOW, 1000) == 2
+    assert fresh.missing([mine.permit_id, theirs.permit_id]) == []
+    assert fresh.missing([revoked.permit_id]) == [revoked.permit_id], "revoked permits are not warmed"

@@ -7,6 +7,7 @@ import dataclasses
 import logging
 import threading
 from collections.abc import Iterable, Mapping
+from datetime import datetime
 
 from risk_service.domain.permits.model import LineBalance, PermitState
 from risk_service.domain.ports import PermitStore
@@ -14,6 +15,8 @@ from risk_service.domain.ports import PermitStore
 log = logging.getLogger(__name__)
 
 _ABSENT = object()
+# Permits read per store query when refreshing many (a bulk feed's chunk, a poll after one).
+_REFRESH_CHUNK = 500
 
 
 class PermitCache:
@@ -70,24 +73,47 @@ class PermitCache:
                 out[pid] = state  # type: ignore[assignment]  # not _ABSENT, so a state or None
         if not missing:
             return out
+        found = await asyncio.to_thread(self._load, missing)
+        out.update(found)
+        return out
+
+    def refresh(self, permit_ids: Iterable[str]) -> None:
+        """Reads these permits from the store into memory, registered or not. Blocking: run it in a thread.
+
+        Registry writes and polled changes refresh rather than drop, so a permit is in memory before
+        its first citation: most quarantine and health certificates are cited once.
+        """
+        wanted = list(dict.fromkeys(permit_ids))
+        for start in range(0, len(wanted), _REFRESH_CHUNK):
+            self._load(wanted[start : start + _REFRESH_CHUNK])
+
+    def warm(self, at: datetime, limit: int) -> int:
+        """Reads the permits likely to be cited (active, valid at `at`, most recently changed first)."""
+        ids = self._store.active_permit_ids(at, min(limit, self._max_entries))
+        self.refresh(ids)
+        return len(ids)
+
+    def _load(self, permit_ids: list[str]) -> dict[str, PermitState | None]:
+        """Reads permits and keeps each one no change overtook while it was read."""
         ticket = object()
         with self._lock:
-            for pid in missing:
+            for pid in permit_ids:
                 self._loading[pid] = ticket
         try:
-            found = await asyncio.to_thread(self._store.get_many, missing)
+            found = self._store.get_many(permit_ids)
         except BaseException:
             with self._lock:
-                for pid in missing:
+                for pid in permit_ids:
                     if self._loading.get(pid) is ticket:
                         del self._loading[pid]
             raise
+        out: dict[str, PermitState | None] = {}
         with self._lock:
-            self._make_room(len(missing))
-            for pid in missing:
+            self._make_room(len(permit_ids))
+            for pid in permit_ids:
                 state = found.get(pid)
                 out[pid] = state
-                if self._loading.get(pid) is ticket:  # no change of this permit overtook the load
+                if self._loading.get(pid) is ticket:  # no change of this permit overtook the read
                     del self._loading[pid]
                     self._entries[pid] = state
         return out
@@ -111,9 +137,9 @@ class PermitCache:
                     self._entries[pid] = dataclasses.replace(state, balances={**state.balances, **lines})
 
     def poll(self) -> int:
-        """Drops permits other processes changed since the last poll; returns how many changes it saw.
+        """Reads again the permits other processes changed since the last poll; returns how many changes it saw.
 
-        Blocking: run it in a thread. Every changed id is dropped, also one being loaded right now.
+        Blocking: run it in a thread. A load of a changed id in flight right now is not kept.
         """
         if self._seq < 0:
             self._seq = self._store.last_change_seq()
@@ -126,7 +152,9 @@ class PermitCache:
         floor = self._seq - self._poll_overlap
         self._seen = {seq for seq in self._seen if seq > floor}
         if fresh:
-            self.invalidate(pid for _, pid in fresh)
+            changed = list(dict.fromkeys(pid for _, pid in fresh))
+            self.invalidate(changed)
+            self.refresh(changed)
         return len(fresh)
 
     def _make_room(self, needed: int) -> None:

@@ -8,6 +8,7 @@ import binascii
 import builtins
 import hashlib
 import json
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,6 +22,8 @@ from risk_service.domain.permits.model import Permit, PermitAction, PermitChange
 from risk_service.domain.permits.validation import validate_permit
 from risk_service.domain.ports import ChangeOutcome, PermitChangeRequest, PermitFilter, PermitStore, PermitTransition
 from risk_service.domain.validation import ValidationLimits, has_control_characters
+
+log = logging.getLogger(__name__)
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 1000
@@ -160,18 +163,19 @@ class PermitService:
             for start in range(0, len(requests), IMPORT_CHUNK):
                 chunk = await self._call(self._store.apply, requests[start : start + IMPORT_CHUNK], atomic=False)
                 # Per chunk: a later chunk failing must not leave the committed ones stale in memory.
-                self._cache.invalidate(o.change.permit.permit_id for o in chunk if o.change is not None)
+                await self._refresh([o.change.permit.permit_id for o in chunk if o.change is not None])
                 outcomes += chunk
         failed = [(r.line_number, o.error) for r, o in zip(todo, outcomes, strict=True) if o.error is not None]
         errors.extend(failed)
         errors.sort(key=lambda e: e[0])
         if strict and failed:
             return ImportReport(False, 0, 0, 0, tuple(errors))
+        if strict:
+            await self._refresh([o.change.permit.permit_id for o in outcomes if o.change is not None])
         created = amended = 0
         for outcome in outcomes:
             if outcome.change is None:
                 continue
-            self._cache.invalidate([outcome.change.permit.permit_id])
             if not outcome.created:
                 unchanged += 1  # a retried row: applied by an earlier run of the same feed
             elif outcome.change.permit.version == 1:
@@ -199,7 +203,7 @@ class PermitService:
             reason=reason,
             at=self._clock(),
         )
-        self._cache.invalidate({draw.permit_id for draw in result.released})
+        await self._refresh(sorted({draw.permit_id for draw in result.released}))
         return result
 
     # -- reads -------------------------------------------------------------------------------------
@@ -272,8 +276,7 @@ class PermitService:
             raise outcome.error
         if outcome.change is None:  # only possible for an atomic batch failing elsewhere
             raise Unavailable(f"the change of permit {request.permit_id} was not applied; retry")
-        # Drop rather than put: the cache must carry balances, which the change does not.
-        self._cache.invalidate([request.permit_id])
+        await self._refresh([request.permit_id])
         return outcome.change
 
     async def _call(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
@@ -294,6 +297,14 @@ class PermitService:
             *self._text_violations("reason", reason, required=False),
             *validate_permit(permit, self._limits, path="permit", allow_unspecified_status=True),
         ]
+
+    async def _refresh(self, permit_ids: builtins.list[str]) -> None:
+        """Brings changed permits into memory with their balances; the change itself is stored already."""
+        self._cache.invalidate(permit_ids)
+        try:
+            await asyncio.to_thread(self._cache.refresh, permit_ids)
+        except Exception:  # the change stands; scoring loads the permits on first use instead
+            log.warning("reading %d changed permits back into memory failed", len(permit_ids), exc_info=True)
 
     @staticmethod
     def _refuse(violations: builtins.list[FieldViolation]) -> None:
