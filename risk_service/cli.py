@@ -220,7 +220,8 @@ def _permits_import(args: argparse.Namespace, settings: Any) -> int:
             )
 
     address = args.address or f"{settings.server.host}:{settings.server.port}"
-    with grpc.insecure_channel(address) as channel:
+    # One line-level error per bad row comes back in the response, which can pass gRPC's 4 MiB default.
+    with grpc.insecure_channel(address, options=_LARGE_MESSAGES) as channel:
         try:
             response = pb_grpc.PermitServiceStub(channel).ImportPermits(requests(), timeout=args.timeout)
         except grpc.RpcError as err:

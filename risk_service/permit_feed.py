@@ -252,10 +252,15 @@ def _instant(column: str, text: str, *, end_of_day: bool) -> datetime:
         if len(text) == 10:
             day = date.fromisoformat(text)
             start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+            if end_of_day and day == date.max:  # 9999-12-31, the usual "no expiry": its day ends at the last instant
+                return datetime.max.replace(tzinfo=UTC)
             return start + timedelta(days=1) if end_of_day else start
         moment = datetime.fromisoformat(text)
     except ValueError:
         raise ValueError(f"{column} {text!r} is not an ISO 8601 date or time") from None
     if moment.tzinfo is None:
         raise ValueError(f"{column} {text!r} has no time zone; add Z or an offset")
-    return moment.astimezone(UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(f"{column} {text!r} is out of range") from None

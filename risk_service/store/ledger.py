@@ -296,7 +296,13 @@ def _has_claim(claim: LedgerClaim | None) -> bool:
 
 
 def needs_ledger(record: AssessmentRecord) -> bool:
-    """Only records that claim something, or that may replace an earlier version's draws, cost ledger work."""
+    """Only records that claim something, or that may replace an earlier version's draws, cost ledger work.
+
+    A record without a claim (None) was not checked against permits at all (checks switched off):
+    it neither draws nor releases, so turning checks off never hands back recorded draws.
+    """
+    if record.claim is None:
+        return False
     return record.assessment.declaration_version > 1 or _has_claim(record.claim)
 
 
@@ -326,10 +332,12 @@ def settle_claims(
     lock_declarations(conn, newest)
     declarations = _load_declarations(conn, newest)
 
+    # A cancelled declaration draws nothing again; a later version that claims permits is flagged for it.
+    cancelled = _refuse_cancelled(relevant, declarations, settle)
     # Everything a settling record may touch: the permits it claims and those its earlier versions drew from.
     to_settle = [r for r in relevant if _may_settle(r, declarations[r.assessment.declaration_id])]
     if not to_settle:
-        return Settlement()
+        return Settlement(cancelled)
     claimed = {p for r in to_settle if r.claim is not None for p in r.claim.permit_ids}
     replacing = [declarations[d] for d in sorted({r.assessment.declaration_id for r in to_settle})]
     held = {d.permit_id for s in replacing for d in s.draws} | {p for s in replacing for p in s.uses}
@@ -343,7 +351,7 @@ def settle_claims(
         for permit_id in state.uses:
             users.setdefault(permit_id, set()).add(declaration_id)
 
-    replacements: dict[_Key, Assessment] = {}
+    replacements: dict[_Key, Assessment] = dict(cancelled)
     settled: set[_Key] = set()
     for record in to_settle:
         a = record.assessment
@@ -382,6 +390,30 @@ def settle_claims(
     _write_declarations(conn, declarations, now)
     balances = write_line_totals(conn, lines)
     return Settlement(replacements, frozenset(settled), balances)
+
+
+def _refuse_cancelled(
+    records: Sequence[AssessmentRecord], declarations: Mapping[str, _Declaration], settle: SettleRefusals | None
+) -> dict[_Key, Assessment]:
+    """Flagged assessments of new versions of cancelled declarations that claim permits."""
+    out: dict[_Key, Assessment] = {}
+    for record in records:
+        a = record.assessment
+        state = declarations[a.declaration_id]
+        newer = state.latest_version is None or a.declaration_version > state.latest_version
+        if not (state.cancelled and newer and _has_claim(record.claim)) or settle is None:
+            continue
+        claim = record.claim if record.claim is not None else LedgerClaim()
+        items: dict[str, set[int]] = {}
+        for d in claim.draws:
+            items.setdefault(d.permit_id, set()).add(d.item_number)
+        refusals = [
+            DrawRefusal(RefusalKind.DECLARATION_CANCELLED, p, item_numbers=tuple(sorted(items.get(p, ()))))
+            for p in sorted(claim.permit_ids)
+        ]
+        log.info("declaration %s v%d: cancelled earlier, so it draws nothing", a.declaration_id, a.declaration_version)
+        out[(a.declaration_id, a.declaration_version)] = settle(record, refusals)
+    return out
 
 
 def _may_settle(record: AssessmentRecord, state: _Declaration) -> bool:

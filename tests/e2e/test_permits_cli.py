@@ -338,3 +338,19 @@ def test_report_without_a_server_says_so_on_one_line(tmp_path: Path) -> None:
     result = run("permits", "report", "--agency", "NFQS", "--address", "127.0.0.1:1", "--timeout", "2")
     assert result.returncode == 1
     assert result.stderr.startswith("risk: UNAVAILABLE") and "Traceback" not in result.stderr
+
+
+def test_valid_to_9999_12_31_means_no_expiry(tmp_path: Path) -> None:
+    """Agencies write the last day of the calendar for "does not expire"; its day ends at the last instant."""
+    from risk_service.permit_feed import read_feed
+
+    feed = tmp_path / "no_expiry.csv"
+    header = QUARANTINE_CSV.read_text(encoding="utf-8").splitlines()[0]
+    feed.write_text(
+        header + "\nNFQS-2026-999001,NFQS,QUARANTINE_CERTIFICATE,IMP-0001,2026-01-01,9999-12-31,,,,false,1,0202,"
+        "Frozen beef,KGM,1000,\n",
+        encoding="utf-8",
+    )
+    (entry,) = read_feed(feed)
+    assert entry.error == "" and entry.permit is not None
+    assert entry.permit.valid_to_time.ToJsonString() == "9999-12-31T23:59:59.999999Z"

@@ -34,6 +34,7 @@ _RULE = {
     RefusalKind.BALANCE: "PERMIT_BALANCE_EXCEEDED",
     RefusalKind.ALREADY_USED: "PERMIT_ALREADY_USED",
     RefusalKind.NOT_USABLE: "PERMIT_SUSPENDED",
+    RefusalKind.DECLARATION_CANCELLED: "PERMIT_DECLARATION_CANCELLED",
 }
 
 
@@ -216,7 +217,7 @@ def test_amendment_replaces_the_earlier_draw(ledger: Ledger) -> None:
     assert ledger.draws() == [("D-1", 2, "P-1", 1, 1, 50.0), ("D-1", 2, "P-2", 1, 2, 7.0)]
 
     # An amendment that cites no permit any more gives everything back.
-    ledger.save(record("D-1", 3, None))
+    ledger.save(record("D-1", 3, LedgerClaim()))
 
     assert ledger.state("P-1").balances == {} and ledger.state("P-2").balances == {}
     assert ledger.draws() == []
@@ -400,11 +401,33 @@ def test_cancellation_returns_the_balance_and_is_idempotent(ledger: Ledger) -> N
     assert ledger.state("P-1").balances == {1: LineBalance(20.0, 0.0)}
     assert ledger.uses() == []
     assert ledger.balances.updates == [{("P-1", 1): LineBalance(20.0, 0.0), ("P-ONCE", 1): LineBalance(0.0, 0.0)}]
-    # The single-use permit is free again, and a later version of the cancelled filing draws nothing.
+    # The single-use permit is free again, and a later version of the cancelled filing draws nothing
+    # and is flagged for it: its goods would otherwise clear against a balance given back.
     (other,) = ledger.save(record("D-3", 1, claim(draw("P-ONCE", 1.0), single_use=["P-ONCE"])))
     (late,) = ledger.save(record("D-1", 2, claim(draw("P-1", 5.0))))
-    assert not flagged(other.assessment) and late.created and not flagged(late.assessment)
+    assert not flagged(other.assessment) and late.created and flagged(late.assessment)
+    assert ledger.flagger.calls[-1] == (
+        "D-1",
+        2,
+        (DrawRefusal(RefusalKind.DECLARATION_CANCELLED, "P-1", item_numbers=(1,)),),
+    )
+    assert late.assessment.channel == Channel.RED
     assert [d[0] for d in ledger.draws()] == ["D-2", "D-3"]
+    # A later version without permits (amended to need none) is not flagged.
+    (plain,) = ledger.save(record("D-1", 3, LedgerClaim()))
+    assert not flagged(plain.assessment)
+
+
+def test_an_unchecked_version_neither_draws_nor_gives_back(ledger: Ledger) -> None:
+    """Permit checks switched off (claim None): an amendment must not hand back what goods already drew."""
+    submit(ledger.permits, make_permit("P-1"))
+    ledger.save(record("D-1", 1, claim(draw("P-1", 30.0))))
+
+    (unchecked,) = ledger.save(record("D-1", 2, None))
+
+    assert unchecked.created and not flagged(unchecked.assessment)
+    assert ledger.state("P-1").balances == {1: LineBalance(30.0, 0.0)}
+    assert [(d[0], d[1]) for d in ledger.draws()] == [("D-1", 1)]
 
 
 def test_cancelling_a_declaration_without_draws_records_it(ledger: Ledger) -> None:

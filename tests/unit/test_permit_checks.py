@@ -18,6 +18,7 @@ from risk_service.domain.permits.checks import (
     DEFAULTS,
     PERMIT_ALREADY_USED,
     PERMIT_BALANCE_EXCEEDED,
+    PERMIT_DECLARATION_CANCELLED,
     PERMIT_EXPIRED,
     PERMIT_GOODS_NOT_COVERED,
     PERMIT_HOLDER_MISMATCH,
@@ -638,4 +639,5 @@ def test_flagging_refusals_never_raises_and_never_lowers_the_channel(
     flagged = flag_refusals(assessment, d, refusals, CONFIG, SelectionPolicy())
     assert flagged.channel >= Channel.YELLOW
     assert len(flagged.rule_hits) >= 1
-    assert {h.rule_id for h in flagged.rule_hits} <= {PERMIT_BALANCE_EXCEEDED, PERMIT_ALREADY_USED, PERMIT_NOT_USABLE}
+    refusal_codes = {PERMIT_BALANCE_EXCEEDED, PERMIT_ALREADY_USED, PERMIT_NOT_USABLE, PERMIT_DECLARATION_CANCELLED}
+    assert {h.rule_id for h in flagged.rule_hits} <= refusal_codes

@@ -48,6 +48,8 @@ PERMIT_BALANCE_EXCEEDED: Final = "PERMIT_BALANCE_EXCEEDED"
 PERMIT_ALREADY_USED: Final = "PERMIT_ALREADY_USED"
 # The ledger found the permit suspended, revoked or gone under its lock; which one is not known there.
 PERMIT_NOT_USABLE: Final = "PERMIT_NOT_USABLE"
+# A new version of a cancelled declaration: its permits' balances were given back, so it draws nothing.
+PERMIT_DECLARATION_CANCELLED: Final = "PERMIT_DECLARATION_CANCELLED"
 
 #: Default (min_channel, weight) of each reason code; PermitCheckConfig overrides them.
 DEFAULTS: Final[Mapping[str, tuple[Channel | None, float]]] = MappingProxyType(
@@ -66,6 +68,7 @@ DEFAULTS: Final[Mapping[str, tuple[Channel | None, float]]] = MappingProxyType(
         PERMIT_BALANCE_EXCEEDED: (Channel.RED, 0.4),
         PERMIT_ALREADY_USED: (Channel.RED, 0.5),
         PERMIT_NOT_USABLE: (Channel.YELLOW, 0.3),
+        PERMIT_DECLARATION_CANCELLED: (Channel.YELLOW, 0.3),
     }
 )
 REASON_CODES: Final = frozenset(DEFAULTS)
@@ -74,6 +77,7 @@ _REFUSAL_REASONS: Final = {
     RefusalKind.BALANCE: PERMIT_BALANCE_EXCEEDED,
     RefusalKind.ALREADY_USED: PERMIT_ALREADY_USED,
     RefusalKind.NOT_USABLE: PERMIT_NOT_USABLE,
+    RefusalKind.DECLARATION_CANCELLED: PERMIT_DECLARATION_CANCELLED,
 }
 _SHOWN_ENTRIES: Final = 8  # items, prefixes or codes listed in one message before "and N more"
 
@@ -383,6 +387,12 @@ def _refusal(
         cited = f" ({'item' if len(numbers) == 1 else 'items'} {_listed(numbers)})" if numbers else ""
         head, detail = f"Permit {permit_id}", f"line {refusal.line_number}: {_balance(refusal, line)}{cited}"
         joiner = " "
+    elif refusal.kind == RefusalKind.DECLARATION_CANCELLED:
+        head = (
+            f"Declaration {declaration.declaration_id} was cancelled and its draws given back; "
+            f"version {declaration.version} draws nothing from {described}"
+        )
+        detail, joiner = "", ""
     elif refusal.kind == RefusalKind.ALREADY_USED:
         used_by = f"declaration {refusal.used_by}" if refusal.used_by else "another declaration"
         head, detail, joiner = f"{described} is single-use and was already used by {used_by}", "", ""

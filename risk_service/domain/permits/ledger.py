@@ -47,6 +47,7 @@ class RefusalKind(enum.Enum):
     BALANCE = "BALANCE"  # quantity or value above what remains on the line
     ALREADY_USED = "ALREADY_USED"  # a single-use permit another declaration used first
     NOT_USABLE = "NOT_USABLE"  # suspended, revoked or gone by the time the draw was settled
+    DECLARATION_CANCELLED = "DECLARATION_CANCELLED"  # the declaration was cancelled; later versions draw nothing
 
 
 @dataclass(frozen=True, slots=True)

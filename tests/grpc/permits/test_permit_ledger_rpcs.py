@@ -260,8 +260,11 @@ def test_a_cancelled_declaration_draws_nothing_again(
     v1 = citing(sent.permit_id, 100)
     score(stub, v1)
     cancel(stub, v1.declaration_id)
-    score(stub, citing(sent.permit_id, 100, declaration_id=v1.declaration_id, version=2))
+    refiled = score(stub, citing(sent.permit_id, 100, declaration_id=v1.declaration_id, version=2))
     assert line_1(permits, sent.permit_id).drawn_quantity == 0.0
+    (hit,) = [h for h in refiled.rule_hits if h.rule_id == "PERMIT_DECLARATION_CANCELLED"]
+    assert f"Declaration {v1.declaration_id} was cancelled" in hit.message
+    assert refiled.channel >= assessment_pb2.CHANNEL_YELLOW
 
 
 def test_cancellation_frees_a_single_use_permit(
