@@ -21,7 +21,7 @@ from risk_service.domain.permits.ledger import CancellationResult, PermitUsage
 from risk_service.domain.permits.model import Permit, PermitAction, PermitChange, PermitState
 from risk_service.domain.permits.validation import validate_permit
 from risk_service.domain.ports import ChangeOutcome, PermitChangeRequest, PermitFilter, PermitStore, PermitTransition
-from risk_service.domain.validation import ValidationLimits, has_control_characters
+from risk_service.domain.validation import ValidationLimits, ViolationCollector, check_identifier, check_text
 
 log = logging.getLogger(__name__)
 
@@ -154,7 +154,7 @@ class PermitService:
             PermitChangeRequest(
                 r.request_id,
                 r.permit.permit_id,
-                PermitAction.AMEND if r.permit.permit_id in current else PermitAction.SUBMIT,
+                PermitAction.SUBMIT,  # an upsert: the store records SUBMIT or AMEND by the version it writes
                 r.actor,
                 "bulk import",
                 _digest("import", r.permit, r.actor),
@@ -318,22 +318,16 @@ class PermitService:
             raise InvalidArgument(violations)
 
     def _id_violations(self, field: str, value: str, *, required: bool = True) -> builtins.list[FieldViolation]:
-        if not value:
-            return [FieldViolation(field, "is required")] if required else []
-        if len(value) > self._limits.max_id_length:
-            return [FieldViolation(field, f"is longer than {self._limits.max_id_length} characters")]
-        if not value.isprintable() or value != value.strip():
-            return [FieldViolation(field, "must be printable, without leading or trailing spaces")]
-        return []
+        if not value and not required:
+            return []
+        out = ViolationCollector()
+        check_identifier(out, field, value, self._limits)
+        return out.violations
 
     def _text_violations(self, field: str, value: str, *, required: bool) -> builtins.list[FieldViolation]:
-        if not value.strip():
-            return [FieldViolation(field, "is required")] if required else []
-        if len(value) > self._limits.max_string_length:
-            return [FieldViolation(field, f"is longer than {self._limits.max_string_length} characters")]
-        if has_control_characters(value):
-            return [FieldViolation(field, "contains control characters")]
-        return []
+        out = ViolationCollector()
+        check_text(out, field, value, self._limits, required=required)
+        return out.violations
 
     @staticmethod
     def _page_size(page_size: int) -> int:
