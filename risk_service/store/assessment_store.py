@@ -6,7 +6,7 @@ import json
 import logging
 import queue
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -20,7 +20,7 @@ from risk_service.domain.errors import Unavailable
 from risk_service.domain.permits.model import LineBalance
 from risk_service.domain.ports import AssessmentRecord, BalancesChanged, SaveResult, SettleRefusals
 from risk_service.store import codec
-from risk_service.store.db import create_engine
+from risk_service.store.db import chunks, create_engine
 from risk_service.store.ledger import LineKey, Settlement, needs_ledger, settle_claims
 from risk_service.store.tables import assessments
 
@@ -28,8 +28,6 @@ log = logging.getLogger(__name__)
 
 _Key = tuple[str, int]
 _Row = dict[str, Any]
-# Keeps a tuple-IN lookup well under every backend's bound-parameter limit.
-_LOOKUP_CHUNK = 500
 # JSON is made here, once per record, rather than by the column type: one reused encoder is
 # cheaper on the writer's hot path, and the codec never makes NaN or circular structures.
 _to_json = json.JSONEncoder(separators=(",", ":"), allow_nan=False, check_circular=False).encode
@@ -84,11 +82,6 @@ def _row(record: AssessmentRecord) -> _Row:
         "declaration_json": _to_json(codec.declaration_to_dict(d)),
         "assessment_json": _to_json(codec.assessment_to_dict(a)),
     }
-
-
-def _chunks(items: Sequence[_Key], size: int) -> Iterable[Sequence[_Key]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
 
 
 class SqlAssessmentStore:
@@ -372,13 +365,17 @@ class SqlAssessmentStore:
     def _stored(conn: sa.Connection, keys: Sequence[_Key], *, must_exist: bool) -> dict[_Key, tuple[str, Assessment]]:
         """(content hash, assessment) of the stored rows with these keys."""
         t = assessments
+        wanted = set(keys)
         found: dict[_Key, tuple[str, Assessment]] = {}
-        for chunk in _chunks(keys, _LOOKUP_CHUNK):
+        # By declaration id, the unique index's first column: SQLite answers a (id, version) IN list
+        # with a scan of the whole table. A declaration's other versions are few; they are skipped here.
+        for chunk in chunks(sorted({declaration_id for declaration_id, _ in wanted})):
             query = sa.select(t.c.declaration_id, t.c.declaration_version, t.c.content_hash, t.c.assessment).where(
-                sa.tuple_(t.c.declaration_id, t.c.declaration_version).in_(chunk)
+                t.c.declaration_id.in_(chunk)
             )
             for declaration_id, version, content_hash, document in conn.execute(query):
-                found[(declaration_id, version)] = (content_hash, codec.assessment_from_dict(document))
+                if (declaration_id, version) in wanted:
+                    found[(declaration_id, version)] = (content_hash, codec.assessment_from_dict(document))
         missing = [k for k in keys if k not in found] if must_exist else []
         if missing:
             # ON CONFLICT skipped these, so a row existed; if it is gone now something else deleted it.

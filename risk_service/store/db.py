@@ -4,12 +4,24 @@ from __future__ import annotations
 
 import functools
 import json
-from typing import Any
+from collections.abc import Iterator, Sequence
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import event
 
 SQLITE_SYNCHRONOUS_MODES = frozenset({"OFF", "NORMAL", "FULL", "EXTRA"})
+
+# Keeps IN lists well under every backend's bound-parameter limit.
+IN_LIST_CHUNK = 500
+
+_T = TypeVar("_T")
+
+
+def chunks(items: Sequence[_T], size: int = IN_LIST_CHUNK) -> Iterator[Sequence[_T]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
 
 # Compact, and strict: JSON has no NaN (the codec spells non-finite numbers as strings).
 _json_serializer = functools.partial(json.dumps, separators=(",", ":"), allow_nan=False)

@@ -18,10 +18,10 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -29,6 +29,7 @@ from risk_service.domain.assessment import Assessment
 from risk_service.domain.permits.ledger import DrawRecord, DrawRefusal, LedgerClaim, RefusalKind, over_limit
 from risk_service.domain.permits.model import LineBalance, PermitStatus
 from risk_service.domain.ports import AssessmentRecord, SettleRefusals
+from risk_service.store.db import chunks
 from risk_service.store.tables import assessments, declaration_cancellations, permit_draws, permit_lines, permit_uses
 from risk_service.store.tables import permits as permits_table
 
@@ -36,19 +37,11 @@ log = logging.getLogger(__name__)
 
 _Key = tuple[str, int]  # (declaration id, version)
 LineKey = tuple[str, int]  # (permit id, line number)
-_T = TypeVar("_T")
 
-# Keeps IN lists well under every backend's bound-parameter limit.
-_CHUNK = 500
 # What float subtraction leaves where exact arithmetic leaves 0 (far below any real quantity).
 _ROUNDING_RESIDUE = 1e-12
 # First half of the two-int advisory lock key ("PRMT"), so our locks cannot meet another application's.
 _DECLARATION_LOCK_SPACE = 0x50524D54
-
-
-def chunks(items: Sequence[_T], size: int = _CHUNK) -> Iterator[Sequence[_T]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
 
 
 def _declaration_lock_key(declaration_id: str) -> int:

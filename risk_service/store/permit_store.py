@@ -23,8 +23,8 @@ from risk_service.domain.permits.model import (
 )
 from risk_service.domain.ports import BalancesChanged, ChangeOutcome, PermitChangeRequest, PermitFilter
 from risk_service.store import codec
-from risk_service.store.db import create_engine
-from risk_service.store.ledger import LineKey, chunks, lock_declarations, release_declaration
+from risk_service.store.db import chunks, create_engine
+from risk_service.store.ledger import LineKey, lock_declarations, release_declaration
 from risk_service.store.tables import (
     assessments,
     declaration_cancellations,

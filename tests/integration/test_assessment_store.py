@@ -333,6 +333,38 @@ def test_atomic_submission_without_conflicts_is_written_like_any_other(store: Sq
     assert store.count() == 2
 
 
+def test_atomic_lookup_tells_versions_of_one_declaration_apart(store: SqlAssessmentStore) -> None:
+    v1, v2 = make_record("DEC-1", 1), make_record("DEC-1", 2)
+    save(store, [v1, v2])
+
+    results = save_atomic(store, [make_record("DEC-1", 2), make_record("DEC-1", 3)])
+
+    assert [(r.created, r.conflict) for r in results] == [(False, False), (True, False)]
+    assert results[0].assessment.assessment_id == v2.assessment.assessment_id
+    assert [a.declaration_version for a in store.history("DEC-1")] == [1, 2, 3]
+
+
+def test_writer_reads_assessments_by_index_not_by_scan(tmp_path: Any) -> None:
+    """The writer's lookups stay cheap as the table grows (SQLite scanned it for (id, version) IN lists)."""
+    url = f"sqlite:///{tmp_path / 'plans.db'}"
+    migrations.upgrade(url)
+    plans: list[str] = []
+    with SqlAssessmentStore(url) as store:
+
+        def explain(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
+            if statement.lstrip().upper().startswith("SELECT") and "assessments" in statement:
+                plan = cursor.connection.execute(f"EXPLAIN QUERY PLAN {statement}", parameters).fetchall()
+                plans.extend(row[-1] for row in plan)
+
+        sa.event.listen(store._engine, "before_cursor_execute", explain)
+        save(store, [make_record("DEC-1"), make_record("DEC-2")])
+        save_atomic(store, [make_record("DEC-1"), make_record("DEC-3")])
+        save(store, [make_record("DEC-1", content="b")])  # a conflict: the writer reads the stored row
+
+    assert plans, "the writer ran no lookups on assessments"
+    assert not [p for p in plans if p.startswith("SCAN assessments")], plans
+
+
 def test_atomic_rollback_leaves_the_rest_of_the_group_commit_alone(
     store: SqlAssessmentStore, database_url: str
 ) -> None:
