@@ -42,6 +42,9 @@ from protos.risk.v1 import permit_service_pb2_grpc as permit_grpc  # noqa: E402
 from protos.risk.v1 import risk_scoring_service_pb2 as pb  # noqa: E402
 from protos.risk.v1 import risk_scoring_service_pb2_grpc as pb_grpc  # noqa: E402
 
+# After the first pass over the generated declarations, one in this many comes back amended.
+AMENDMENT_EVERY = 20
+
 
 class DeclarationFactory:
     """Declarations drawn from the project's synthetic history: the same catalogue, value bands and
@@ -57,12 +60,19 @@ class DeclarationFactory:
         self._n = 0
 
     def __call__(self) -> declaration_pb2.Declaration:
-        d = self._declarations[self._n % len(self._declarations)]
+        index = self._n % len(self._declarations)
+        rounds = self._n // len(self._declarations)
+        d = self._declarations[index]
         self._n += 1
-        if self._n > len(self._declarations):  # wrapped: a new version keeps the work fresh
+        if rounds:
+            # Wrapped: fresh work again, mostly as new filings (an id of their own) and one in
+            # AMENDMENT_EVERY as a new version of the earlier filing, as amendments come in practice.
             again = declaration_pb2.Declaration()
             again.CopyFrom(d)
-            again.version = d.version + self._n // len(self._declarations)
+            if index % AMENDMENT_EVERY == 0:
+                again.version = d.version + rounds
+            else:
+                again.declaration_id = f"{d.declaration_id}-r{rounds}"
             d = again
         return d
 
@@ -321,7 +331,10 @@ def main() -> None:
                 results.setdefault(mode, []).append(asyncio.run(measurement))
     finally:
         proc.terminate()
-        proc.wait(timeout=30)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
 
     summary = {mode: {k: statistics.median(r[k] for r in runs) for k in runs[0]} for mode, runs in results.items()}
     print(

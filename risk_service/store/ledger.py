@@ -29,7 +29,7 @@ from risk_service.domain.assessment import Assessment
 from risk_service.domain.permits.ledger import DrawRecord, DrawRefusal, LedgerClaim, RefusalKind, over_limit
 from risk_service.domain.permits.model import LineBalance, PermitStatus
 from risk_service.domain.ports import AssessmentRecord, SettleRefusals
-from risk_service.store.db import chunks
+from risk_service.store.db import BulkInsert, chunks
 from risk_service.store.tables import assessments, declaration_cancellations, permit_draws, permit_lines, permit_uses
 from risk_service.store.tables import permits as permits_table
 
@@ -111,8 +111,36 @@ _PERMITS_WITH_LINES = (
     .select_from(permits_table.outerjoin(permit_lines, permit_lines.c.permit_id == permits_table.c.permit_id))
     .where(permits_table.c.permit_id.in_(_IDS))
 )
-_INSERT_DRAWS = sa.insert(permit_draws)
-_INSERT_USES = sa.insert(permit_uses)
+_LOAD_DRAWS = (
+    sa.select(
+        permit_draws.c.declaration_id,
+        permit_draws.c.permit_id,
+        permit_draws.c.line_number,
+        permit_draws.c.item_number,
+        permit_draws.c.declaration_version,
+        permit_draws.c.quantity,
+        permit_draws.c.value,
+        permit_draws.c.drawn_at,
+    )
+    .where(permit_draws.c.declaration_id.in_(_IDS))
+    .order_by(permit_draws.c.declaration_id, permit_draws.c.permit_id, permit_draws.c.line_number)
+    .order_by(permit_draws.c.item_number)
+)
+_USES = sa.select(permit_uses.c.permit_id, permit_uses.c.declaration_id, permit_uses.c.declaration_version)
+_USES_OF_DECLARATIONS = _USES.where(permit_uses.c.declaration_id.in_(_IDS))
+_USES_OF_PERMITS = _USES.where(permit_uses.c.permit_id.in_(_IDS))
+_DELETE_DRAWS = sa.delete(permit_draws).where(permit_draws.c.declaration_id.in_(_IDS))
+_DELETE_USES = sa.delete(permit_uses).where(permit_uses.c.declaration_id.in_(_IDS))
+_BULK_INSERTS: dict[tuple[str, str, str], BulkInsert] = {}
+
+
+def _bulk_insert(conn: sa.Connection, table: sa.Table) -> BulkInsert:
+    dialect = conn.dialect
+    key = (table.name, dialect.name, dialect.driver)
+    bulk = _BULK_INSERTS.get(key)
+    if bulk is None:  # racing writers at worst build it twice
+        bulk = _BULK_INSERTS[key] = BulkInsert(table, dialect)
+    return bulk
 
 
 def lock_permits(conn: sa.Connection, permit_ids: Iterable[str]) -> dict[str, PermitFlags]:
@@ -216,24 +244,9 @@ class StoredDraw:
 
 
 def load_draws(conn: sa.Connection, declaration_ids: Sequence[str]) -> dict[str, list[StoredDraw]]:
-    t = permit_draws
     found: dict[str, list[StoredDraw]] = {}
     for chunk in chunks(declaration_ids):
-        query = (
-            sa.select(
-                t.c.declaration_id,
-                t.c.permit_id,
-                t.c.line_number,
-                t.c.item_number,
-                t.c.declaration_version,
-                t.c.quantity,
-                t.c.value,
-                t.c.drawn_at,
-            )
-            .where(t.c.declaration_id.in_(chunk))
-            .order_by(t.c.declaration_id, t.c.permit_id, t.c.line_number, t.c.item_number)
-        )
-        for declaration_id, *rest in conn.execute(query):
+        for declaration_id, *rest in conn.execute(_LOAD_DRAWS, {"ids": list(chunk)}):
             found.setdefault(declaration_id, []).append(StoredDraw(*rest))
     return found
 
@@ -242,19 +255,17 @@ def load_uses(
     conn: sa.Connection, *, declaration_ids: Sequence[str] = (), permit_ids: Sequence[str] = ()
 ) -> list[tuple[str, str, int]]:
     """(permit id, declaration id, version) of the uses of these declarations, and of these permits."""
-    t = permit_uses
     rows: set[tuple[str, str, int]] = set()
-    for column, values in ((t.c.declaration_id, declaration_ids), (t.c.permit_id, permit_ids)):
+    for query, values in ((_USES_OF_DECLARATIONS, declaration_ids), (_USES_OF_PERMITS, permit_ids)):
         for chunk in chunks(sorted(set(values))):
-            query = sa.select(t.c.permit_id, t.c.declaration_id, t.c.declaration_version).where(column.in_(chunk))
-            rows.update((p, d, v) for p, d, v in conn.execute(query))
+            rows.update((p, d, v) for p, d, v in conn.execute(query, {"ids": list(chunk)}))
     return sorted(rows)
 
 
 def delete_draws_and_uses(conn: sa.Connection, declaration_ids: Sequence[str]) -> None:
     for chunk in chunks(sorted(declaration_ids)):
-        conn.execute(sa.delete(permit_draws).where(permit_draws.c.declaration_id.in_(chunk)))
-        conn.execute(sa.delete(permit_uses).where(permit_uses.c.declaration_id.in_(chunk)))
+        conn.execute(_DELETE_DRAWS, {"ids": list(chunk)})
+        conn.execute(_DELETE_USES, {"ids": list(chunk)})
 
 
 # -- settling claims (the assessment writer) ----------------------------------------------------
@@ -594,10 +605,8 @@ def _write_declarations(conn: sa.Connection, declarations: Mapping[str, _Declara
         for d in replaced
         for p in sorted(declarations[d].uses)
     ]
-    if draw_rows:
-        conn.execute(_INSERT_DRAWS, draw_rows)
-    if use_rows:
-        conn.execute(_INSERT_USES, use_rows)
+    _bulk_insert(conn, permit_draws).execute(conn, draw_rows)
+    _bulk_insert(conn, permit_uses).execute(conn, use_rows)
 
 
 # -- cancellation (the permit store) --------------------------------------------------------------
