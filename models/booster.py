@@ -62,18 +62,3 @@ def fit_booster(
     trained = lgb.train(dict(params), dtrain, num_boost_round=num_boost_round, valid_sets=[dvalid], callbacks=callbacks)
     best = trained.best_iteration if trained.best_iteration > 0 else trained.current_iteration()
     return lgb.Booster(model_str=trained.model_to_string(num_iteration=best))
-
-
-def ranking_metrics(scores: np.ndarray, labels: np.ndarray) -> dict[str, float]:
-    """auc, average_precision and precision among the top 5% / 10% scored (NaN when undefined)."""
-    from sklearn.metrics import average_precision_score, roc_auc_score
-
-    out: dict[str, float] = {}
-    both = np.unique(labels).size == 2
-    out["auc"] = float(roc_auc_score(labels, scores)) if both else float("nan")
-    out["average_precision"] = float(average_precision_score(labels, scores)) if both else float("nan")
-    order = np.argsort(-scores, kind="stable")
-    for pct in (5, 10):
-        k = max(1, round(len(scores) * pct / 100))
-        out[f"precision_at_{pct}pct"] = float(labels[order[:k]].mean()) if len(scores) else float("nan")
-    return out

@@ -61,11 +61,15 @@ def log_and_register(
     params: Mapping[str, Any],
     metrics: Mapping[str, float],
     alias: str | None = None,
+    tags: Mapping[str, str] | None = None,
+    artifacts: Sequence[Path] = (),
 ) -> str:
     """Logs one training run with the model, registers it under `model_name`; returns the version.
 
-    The experiment is created with `artifact_location` (default: next to a SQLite store), so
-    nothing is written under the current directory. Sets `alias` on the new version when given.
+    `tags` are set on the run and on the version; `artifacts` (plots, reports) are logged under
+    the run's `evaluation/` folder. The experiment is created with `artifact_location` (default:
+    next to a SQLite store), so nothing is written under the current directory. Sets `alias` on
+    the new version when given.
     """
     import mlflow
     from mlflow.models import ModelSignature
@@ -87,7 +91,9 @@ def log_and_register(
             mlflow.log_params({k: _param_value(v) for k, v in params.items()})
             finite = {k: float(v) for k, v in metrics.items() if math.isfinite(float(v))}
             mlflow.log_metrics(finite)
-            mlflow.set_tags({FEATURE_SCHEMA_TAG: schema_hash, "risk.model_name": model_name})
+            mlflow.set_tags({**(tags or {}), FEATURE_SCHEMA_TAG: schema_hash, "risk.model_name": model_name})
+            for path in artifacts:
+                mlflow.log_artifact(str(path), artifact_path="evaluation")
             info = mlflow.lightgbm.log_model(
                 model.booster,
                 name=MODEL_ARTIFACT_NAME,
@@ -102,10 +108,17 @@ def log_and_register(
     version = str(info.registered_model_version)
     client.set_model_version_tag(model_name, version, FEATURE_SCHEMA_TAG, schema_hash)
     client.set_model_version_tag(model_name, version, ARTIFACT_FORMAT_TAG, str(ARTIFACT_FORMAT_VERSION))
+    for key, value in (tags or {}).items():
+        client.set_model_version_tag(model_name, version, key, value)
     log.info("registered %s version %s (run %s, model %s)", model_name, version, run.info.run_id, info.model_id)
     if alias:
         set_alias(tracking_uri, model_name, alias, version)
     return version
+
+
+def version_run_id(tracking_uri: str, model_name: str, version: str) -> str:
+    """The id of the run that logged a registered version."""
+    return str(_client(tracking_uri).get_model_version(model_name, str(version)).run_id)
 
 
 def set_alias(tracking_uri: str, model_name: str, alias: str, version: str) -> None:
@@ -191,6 +204,11 @@ def _client(tracking_uri: str) -> MlflowClient:
     from mlflow import MlflowClient
 
     return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+
+
+def ensure_experiment(tracking_uri: str, name: str, artifact_location: str | None = None) -> str:
+    """The experiment's id, creating it (artifacts next to a SQLite store by default) when absent."""
+    return _ensure_experiment(_client(tracking_uri), name, artifact_location or default_artifact_location(tracking_uri))
 
 
 def _ensure_experiment(client: MlflowClient, name: str, artifact_location: str | None) -> str:

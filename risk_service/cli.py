@@ -92,7 +92,162 @@ def _parser() -> argparse.ArgumentParser:
         help="train and register a demo champion on synthetic history if none exists or its features are outdated",
     )
     demo.set_defaults(run=_model_demo)
+
+    train = sub.add_parser(
+        "train",
+        help="train a model on history files split by dates; tracked in MLflow and registered (no alias moves)",
+    )
+    train.add_argument("history", type=Path, nargs="+", help="history files (CSV or Parquet), in time order")
+    train.add_argument("--mapping", help="mapping of the files to the canonical schema: a shipped name (kcs) or a file")
+    train.add_argument("--valid-from", type=_day, required=True, help="first day of the validation window")
+    train.add_argument("--test-from", type=_day, help="first day of the test window (scored once, never tuned on)")
+    train.add_argument("--until", type=_day, help="end of the last window, exclusive (default: all rows)")
+    train.add_argument("--tune", type=int, default=0, metavar="N", help="random search of N settings on validation")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--model-name", help="registered model name (default from settings)")
+    train.add_argument("--experiment", default="risk-training", help="MLflow experiment")
+    train.add_argument("--no-register", action="store_true", help="train and report only; log nothing to MLflow")
+    train.set_defaults(run=_train)
+
+    evaluate = sub.add_parser("evaluate", help="score labelled history with a registered model: AUC, top-n%% figures")
+    evaluate.add_argument("model", help="NAME@ALIAS, NAME/VERSION, @ALIAS or VERSION (of the settings' model name)")
+    evaluate.add_argument("history", type=Path, nargs="+", help="history files (CSV or Parquet), in time order")
+    evaluate.add_argument("--mapping", help="a shipped mapping name (kcs) or a mapping file")
+    evaluate.add_argument("--from", dest="start", type=_day, help="first day to evaluate")
+    evaluate.add_argument("--until", type=_day, help="end day, exclusive")
+    evaluate.add_argument("--no-log", action="store_true", help="print only; log no MLflow run")
+    evaluate.set_defaults(run=_evaluate)
     return parser
+
+
+def _day(text: str) -> Any:
+    from datetime import date
+
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a date (YYYY-MM-DD)") from None
+
+
+def _print_evaluation(title: str, evaluation: Any) -> None:
+    report = evaluation.overall
+    print(
+        f"{title}: {report.n_rows} rows, {report.n_findings} findings, AUC {report.auc:.3f}, "
+        f"average precision {report.average_precision:.3f}"
+    )
+    print(f"  {'top':>5} {'rows':>7} {'precision':>10} {'recall':>8} {'revenue':>8}")
+    for r in report.at_rates:
+        revenue = "-" if r.revenue_captured != r.revenue_captured else f"{r.revenue_captured:.3f}"
+        print(f"  {r.rate:>5.0%} {r.n_selected:>7} {r.precision:>10.3f} {r.recall:>8.3f} {revenue:>8}")
+    if evaluation.random_control is not None:
+        rc = evaluation.random_control
+        print(f"  random controls: {rc.n_rows} rows, AUC {rc.auc:.3f}, precision at 5% {rc.at(0.05).precision:.3f}")
+
+
+def _training_errors() -> tuple[type[Exception], ...]:
+    from training.history import HistoryError
+    from training.run import TrainingDataError, WindowError
+
+    return HistoryError, WindowError, TrainingDataError
+
+
+def _report_training_error(err: Exception) -> int:
+    from training.history import HistoryError
+
+    if isinstance(err, HistoryError):
+        for problem in err.problems:
+            print(f"risk: {problem}", file=sys.stderr)
+        print(f"risk: {len(err.problems)} problems; nothing was trained", file=sys.stderr)
+    else:
+        print(f"risk: {err}", file=sys.stderr)
+    return 2
+
+
+def _mapping_arg(value: str | None) -> Path | None:
+    from training.mapping import mapping_path
+
+    return mapping_path(value) if value else None
+
+
+def _train(args: argparse.Namespace, settings: Any) -> int:
+    from tqdm import tqdm
+
+    from training.run import TrainingRequest, run_training
+
+    request = TrainingRequest(
+        histories=tuple(args.history),
+        valid_from=args.valid_from,
+        mapping=_mapping_arg(args.mapping),
+        test_from=args.test_from,
+        until=args.until,
+        seed=args.seed,
+        tune_trials=args.tune,
+    )
+    name = args.model_name or settings.model.name
+    bar = tqdm(total=args.tune, desc="tuning on validation", unit="trial", disable=args.tune == 0)
+
+    def progress(done: int, total: int) -> None:
+        bar.update(done - bar.n)
+
+    try:
+        if not args.no_register:
+            settings.data_dir.mkdir(parents=True, exist_ok=True)
+        result = run_training(
+            request,
+            model_name=name,
+            tracking_uri=None if args.no_register else settings.resolved_tracking_uri,
+            experiment=args.experiment,
+            progress=progress,
+        )
+    except _training_errors() as err:
+        return _report_training_error(err)
+    finally:
+        bar.close()
+    rows = result.rows
+    print(f"windows: train {rows['train']} rows, validation {rows['valid']}, test {rows['test']}")
+    _print_evaluation("validation", result.validation)
+    if result.test is not None:
+        _print_evaluation("test", result.test)
+    if result.version is not None:
+        print(f"registered {name} version {result.version} (run {result.run_id}); no alias was moved")
+    return 0
+
+
+def _evaluate(args: argparse.Namespace, settings: Any) -> int:
+    from models import registry
+    from models.risk_model import ModelSchemaError
+    from training.run import run_evaluation
+
+    uri = settings.resolved_tracking_uri
+    name, _, rest = args.model.rpartition("@") if "@" in args.model else args.model.rpartition("/")
+    name = name or settings.model.name
+    version = registry.resolve_alias(uri, name, rest) if "@" in args.model else rest
+    if not version:
+        print(f"risk: {name} has no version with alias '{rest}'", file=sys.stderr)
+        return 2
+    try:
+        model = registry.load_version(uri, name, version)
+    except ModelSchemaError as err:
+        print(f"risk: {name} version {version} cannot score here: {err}", file=sys.stderr)
+        return 2
+    except Exception as err:  # MLflow's own errors: unknown model or version
+        print(f"risk: cannot load {name} version {version}: {err}", file=sys.stderr)
+        return 2
+    try:
+        result = run_evaluation(
+            model,
+            args.history,
+            mapping_path=_mapping_arg(args.mapping),
+            start=args.start,
+            until=args.until,
+            tracking_uri=None if args.no_log else uri,
+        )
+    except _training_errors() as err:
+        return _report_training_error(err)
+    _print_evaluation(f"{name} version {version}", result.evaluation)
+    if result.run_id is not None:
+        print(f"logged evaluation run {result.run_id}")
+    return 0
 
 
 def _serve(args: argparse.Namespace, settings: Any) -> int:

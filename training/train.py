@@ -12,14 +12,30 @@ import pandas as pd  # type: ignore[import-untyped]  # no pandas-stubs in the ve
 from features import FEATURE_NAMES, FeatureState, build_feature_matrix, columns_from_frame
 from features.entity_history import add_importer_history
 from models import RiskModel
-from models.booster import DEFAULT_PARAMS, fit_booster, ranking_metrics
+from models.booster import DEFAULT_PARAMS, fit_booster
 from models.calibration import CalibrationMethod, fit_calibrator
+from training.evaluation import evaluate
 
 log = logging.getLogger(__name__)
 
 
 class TrainingDataError(ValueError):
     """The history cannot support training (no labels, one class, an empty window)."""
+
+
+def prepare_history(history: pd.DataFrame) -> pd.DataFrame:
+    """Adds the point-in-time importer history (over all filings, inspected or not) when it is missing."""
+    if "importer_prior_filings" not in history.columns or "importer_days_known" not in history.columns:
+        history = add_importer_history(history)
+    return history
+
+
+def inspected_rows(history: pd.DataFrame) -> pd.DataFrame:
+    """Only inspected rows carry labels: a finding can only come from an inspection."""
+    labelled = history[history["inspected"].astype(bool)]
+    if labelled.empty:
+        raise TrainingDataError("no inspected rows to learn from")
+    return labelled
 
 
 def train_model(
@@ -35,23 +51,45 @@ def train_model(
 ) -> tuple[RiskModel, dict[str, float]]:
     """Fits the booster on the earlier inspected filings and validates on the latest ones.
 
-    Only inspected rows carry labels (a finding can only come from an inspection), so the model
-    estimates P(finding | inspected, features); the random control stream keeps that from being
-    only the officers' old targeting. The last `valid_fraction_by_time` of labelled rows by
-    lodgement time is the validation window: early stopping, calibration and the metrics use it.
-    FeatureState is fitted on the training window only.
+    The model estimates P(finding | inspected, features); the random control stream keeps that
+    from being only the officers' old targeting. The last `valid_fraction_by_time` of labelled rows
+    by lodgement time is the validation window (see train_on_windows). For dated windows, as
+    `risk train` gives them, call train_on_windows directly.
     """
     if not 0.0 < valid_fraction_by_time < 1.0:
         raise ValueError("valid_fraction_by_time must be in (0, 1)")
-    if "importer_prior_filings" not in history.columns or "importer_days_known" not in history.columns:
-        history = add_importer_history(history)  # over all filings, inspected or not
-    labelled = history[history["inspected"].astype(bool)]
-    if labelled.empty:
-        raise TrainingDataError("no inspected rows to learn from")
+    labelled = inspected_rows(prepare_history(history))
     times = labelled["lodgement_time"]
     cut = times.quantile(1.0 - valid_fraction_by_time)
-    train_rows = labelled[times < cut]
-    valid_rows = labelled[times >= cut]
+    return train_on_windows(
+        labelled[times < cut],
+        labelled[times >= cut],
+        seed=seed,
+        num_boost_round=num_boost_round,
+        early_stopping_rounds=early_stopping_rounds,
+        calibration=calibration,
+        params=params,
+        name=name,
+    )
+
+
+def train_on_windows(
+    train_rows: pd.DataFrame,
+    valid_rows: pd.DataFrame,
+    *,
+    seed: int = 0,
+    num_boost_round: int = 300,
+    early_stopping_rounds: int = 30,
+    calibration: CalibrationMethod = "sigmoid",
+    params: Mapping[str, Any] | None = None,
+    name: str = "",
+) -> tuple[RiskModel, dict[str, float]]:
+    """Fits on the training window; early stopping, calibration and the metrics use the validation window.
+
+    Both windows hold inspected rows with their point-in-time history (prepare_history over all
+    filings). FeatureState is fitted on the training window only, so nothing of the validation
+    window leaks into the features.
+    """
     y_train = train_rows["finding"].to_numpy(dtype=np.float64)
     y_valid = valid_rows["finding"].to_numpy(dtype=np.float64)
     if np.unique(y_train).size < 2 or valid_rows.empty:
@@ -66,7 +104,7 @@ def train_model(
         len(y_train),
         100 * y_train.mean(),
         len(y_valid),
-        cut,
+        valid_rows["lodgement_time"].min(),
     )
 
     full_params = {**DEFAULT_PARAMS, **(params or {}), "seed": seed}
@@ -83,7 +121,8 @@ def train_model(
 
     raw_valid = np.asarray(booster.predict(x_valid, num_threads=1), dtype=np.float64)
     calibrator = fit_calibrator(raw_valid, y_valid, calibration)
-    metrics = ranking_metrics(raw_valid, y_valid)
+    # One definition of the ranking metrics for every run: training.evaluation's (the BACUDA convention).
+    metrics = evaluate(raw_valid, y_valid.astype(np.int64)).overall.metrics()
     calibrated = calibrator.apply(raw_valid)
     metrics.update(
         brier=float(np.mean((calibrated - y_valid) ** 2)),

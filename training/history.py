@@ -1,0 +1,363 @@
+"""The canonical history schema: one row per declaration goods item with its inspection outcome.
+
+Training reads history only in this shape. Another administration's export is adapted to it by a
+mapping file (training.mapping); the service's own assessments and officers' results will be
+exported straight into it. `read_history` refuses a file with missing columns, values of the wrong
+type, unparsable or out-of-order dates, naming the file, line and column, before any training starts.
+The schema is documented column by column in docs/history_schema.md, generated from HISTORY_COLUMNS.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import pandas as pd  # type: ignore[import-untyped]  # no pandas-stubs in the venv
+
+    from training.mapping import HistoryMapping
+
+Kind = Literal["text", "integer", "number", "flag", "time"]
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryColumn:
+    name: str
+    kind: Kind
+    required: bool
+    description: str
+    default: object = None  # for an optional column the file leaves out
+
+
+HISTORY_COLUMNS: tuple[HistoryColumn, ...] = (
+    HistoryColumn("declaration_id", "text", True, "the declaration's id; its items share it"),
+    HistoryColumn("item_number", "integer", False, "1-based goods item number within the declaration", 1),
+    HistoryColumn("lodgement_time", "time", True, "when the declaration was lodged (UTC); rows in this order"),
+    HistoryColumn("hs_code", "text", True, "HS code of the item, 6 to 10 digits"),
+    HistoryColumn("origin_country", "text", True, "ISO 3166 alpha-2 country of origin"),
+    HistoryColumn("export_country", "text", False, "ISO 3166 alpha-2 country of dispatch", ""),
+    HistoryColumn("customs_value", "number", True, "customs value in national currency"),
+    HistoryColumn("net_mass_kg", "number", False, "net mass in kilograms", math.nan),
+    HistoryColumn("gross_mass_kg", "number", False, "gross mass in kilograms", math.nan),
+    HistoryColumn("quantity", "number", False, "quantity in quantity_unit", math.nan),
+    HistoryColumn("quantity_unit", "text", False, "UN/ECE Rec 20 unit code, e.g. KGM, NAR, LTR", ""),
+    HistoryColumn("duties_and_taxes", "number", False, "duties and taxes assessed, national currency", math.nan),
+    HistoryColumn(
+        "tax_rate_percent", "number", False, "duty rate in percent; gives duties_and_taxes when absent", math.nan
+    ),
+    HistoryColumn("transport_mode", "integer", False, "UN/ECE Rec 19 mode of transport at the border", 0),
+    HistoryColumn("declaration_type", "integer", False, "1 import, 2 export, 3 transit", 1),
+    HistoryColumn("aeo_status", "integer", False, "1 none, 2 security, 3 simplification, 4 full", 1),
+    HistoryColumn("preference_claimed", "flag", False, "a tariff preference (FTA, GSP) was claimed", False),
+    HistoryColumn("permit_count", "integer", False, "permits cited by the item", 0),
+    HistoryColumn("permit_balance_used", "number", False, "share of the cited permit line drawn before", math.nan),
+    HistoryColumn("permit_days_to_expiry", "number", False, "days to the earliest cited permit's end", math.nan),
+    HistoryColumn("item_count", "integer", False, "goods items in the declaration; counted when absent", 0),
+    HistoryColumn("importer_id", "text", False, "the importer's trader id (EORI, business number)", ""),
+    HistoryColumn("declarant_id", "text", False, "the declarant's (broker's) id", ""),
+    HistoryColumn("exporter_id", "text", False, "the exporter's or seller's id", ""),
+    HistoryColumn("customs_office", "text", False, "the customs office of lodgement", ""),
+    HistoryColumn("inspected", "flag", True, "whether the consignment was inspected (only then is finding known)"),
+    HistoryColumn("finding", "flag", False, "the inspection found an irregularity; required on inspected rows", False),
+    HistoryColumn("revenue_recovered", "number", False, "duties and taxes recovered by the inspection", math.nan),
+    HistoryColumn("random_control", "flag", False, "the inspection was a random control, not targeted", False),
+)
+COLUMNS_BY_NAME = {c.name: c for c in HISTORY_COLUMNS}
+
+# Errors listed per column before "and N more": one bad export repeats the same mistake.
+_SHOWN_PER_COLUMN = 3
+_TRUE = frozenset({"1", "true", "t", "yes", "y"})
+_FALSE = frozenset({"0", "false", "f", "no", "n"})
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryProblem:
+    """One reason a history file is refused; line 0 means the whole file (e.g. a missing column)."""
+
+    file: str
+    line: int
+    column: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        return f"{where}: column '{self.column}': {self.message}" if self.column else f"{where}: {self.message}"
+
+
+class HistoryError(ValueError):
+    """A history (or mapping) file that cannot be used; `.problems` lists every problem found."""
+
+    def __init__(self, problems: Sequence[HistoryProblem]) -> None:
+        self.problems = list(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+def read_history(path: Path, mapping: HistoryMapping | None = None) -> pd.DataFrame:
+    """The file's rows in the canonical schema, typed; CSV or Parquet (by suffix).
+
+    Line numbers in errors are CSV lines (the header is line 1) or Parquet row numbers + 1.
+    Raises HistoryError listing every problem found, before anything is trained.
+    """
+    raw = _read_raw(path)
+    source = str(path)
+    if mapping is not None:
+        raw = mapping.apply(raw, source)
+    return _to_canonical(raw, source)
+
+
+def read_histories(paths: Iterable[Path], mapping: HistoryMapping | None = None) -> pd.DataFrame:
+    """Several files read as one history, in the order given; each must start no earlier than the last ended."""
+    import pandas as pd  # type: ignore[import-untyped]  # no pandas-stubs in the venv
+
+    frames: list[pd.DataFrame] = []
+    previous: tuple[str, pd.Timestamp] | None = None
+    for path in paths:
+        frame = read_history(path, mapping)
+        if frame.empty:
+            continue
+        first = frame["lodgement_time"].iloc[0]
+        if previous is not None and first < previous[1]:
+            raise HistoryError(
+                [
+                    HistoryProblem(
+                        str(path),
+                        2,
+                        "lodgement_time",
+                        f"starts at {first.isoformat()}, before {previous[0]} ends ({previous[1].isoformat()}); "
+                        "give the files in time order",
+                    )
+                ]
+            )
+        previous = (str(path), frame["lodgement_time"].iloc[-1])
+        frames.append(frame)
+    if not frames:
+        raise HistoryError([HistoryProblem(", ".join(str(p) for p in paths), 0, "", "no rows")])
+    return pd.concat(frames, ignore_index=True)
+
+
+def fingerprint(paths: Iterable[Path]) -> str:
+    """SHA-256 over the files' bytes in order: which data a run was trained on, for its record."""
+    digest = hashlib.sha256()
+    for path in paths:
+        with path.open("rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def _read_raw(path: Path) -> pd.DataFrame:
+    import pandas as pd  # type: ignore[import-untyped]  # no pandas-stubs in the venv
+
+    if not path.is_file():
+        raise HistoryError([HistoryProblem(str(path), 0, "", "no such file")])
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".parquet":
+            frame = pd.read_parquet(path)
+            return frame.astype(object).where(frame.notna(), "").astype(str)
+        if suffix in (".csv", ".txt"):
+            # Everything as text: types are checked here, per value, so errors can name the line.
+            return pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False, encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise HistoryError([HistoryProblem(str(path), 0, "", f"not UTF-8 text ({err.reason})")]) from None
+    except (ValueError, OSError, pd.errors.ParserError) as err:
+        raise HistoryError([HistoryProblem(str(path), 0, "", f"cannot be read: {err}")]) from None
+    raise HistoryError([HistoryProblem(str(path), 0, "", "unknown format: use .csv or .parquet")])
+
+
+def _to_canonical(raw: pd.DataFrame, source: str) -> pd.DataFrame:
+    import pandas as pd  # type: ignore[import-untyped]  # no pandas-stubs in the venv
+
+    problems: list[HistoryProblem] = []
+    missing = [c.name for c in HISTORY_COLUMNS if c.required and c.name not in raw.columns]
+    for name in missing:
+        problems.append(HistoryProblem(source, 0, name, "required column is missing"))
+    if problems:
+        raise HistoryError(problems)
+    lines = np.arange(2, len(raw) + 2)  # the header is line 1
+    out: dict[str, object] = {}
+    blanks: dict[str, np.ndarray] = {}
+    for column in HISTORY_COLUMNS:
+        if column.name not in raw.columns:
+            out[column.name] = _filled(column, len(raw))
+            continue
+        text = raw[column.name].astype(str).str.strip()
+        values, bad = _PARSERS[column.kind](text)
+        blank = blanks[column.name] = (text == "").to_numpy()
+        if column.required or column.kind == "time":
+            bad = bad | blank
+        elif column.default is not None:
+            values = _with_default(values, blank, column)
+        _report(problems, source, column, text, lines, bad)
+        out[column.name] = values
+    frame = pd.DataFrame(out)
+    if not problems:
+        _check_rows(frame, blanks, source, lines, problems)
+    if problems:
+        raise HistoryError(problems)
+    return _derive(frame)
+
+
+def _filled(column: HistoryColumn, n: int) -> np.ndarray:
+    if column.kind == "text":
+        return np.full(n, column.default, dtype=object)
+    if column.kind == "flag":
+        return np.full(n, bool(column.default))
+    return np.full(n, column.default, dtype=np.int64 if column.kind == "integer" else np.float64)
+
+
+def _with_default(values: np.ndarray, blank: np.ndarray, column: HistoryColumn) -> np.ndarray:
+    if not blank.any():
+        return values
+    if column.kind == "integer" and values.dtype != np.int64:
+        values = values.astype(np.float64)
+    out = values.copy()
+    out[blank] = column.default
+    return out.astype(np.int64) if column.kind == "integer" else out
+
+
+def _parse_text(text: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    return text.to_numpy(dtype=object), np.zeros(len(text), dtype=bool)
+
+
+def _parse_number(text: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    import pandas as pd  # type: ignore[import-untyped]  # no pandas-stubs in the venv
+
+    numbers = pd.to_numeric(text.where(text != ""), errors="coerce").to_numpy(dtype=np.float64)
+    bad = (text != "").to_numpy() & ~np.isfinite(numbers)
+    return numbers, bad
+
+
+def _parse_integer(text: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    numbers, bad = _parse_number(text)
+    whole = np.isfinite(numbers) & (numbers == np.round(numbers))
+    bad = bad | ((text != "").to_numpy() & ~whole)
+    return np.where(whole, numbers, 0).astype(np.int64), bad
+
+
+def _parse_flag(text: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    lowered = text.str.lower()
+    true = lowered.isin(_TRUE).to_numpy()
+    false = lowered.isin(_FALSE).to_numpy()
+    bad = (text != "").to_numpy() & ~(true | false)
+    return true, bad
+
+
+def _parse_time(text: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    import pandas as pd  # type: ignore[import-untyped]  # no pandas-stubs in the venv
+
+    times = pd.to_datetime(text.where(text != ""), errors="coerce", utc=True, format="ISO8601")
+    return times.to_numpy(), times.isna().to_numpy()
+
+
+_PARSERS: dict[Kind, Callable[[pd.Series], tuple[np.ndarray, np.ndarray]]] = {
+    "text": _parse_text,
+    "number": _parse_number,
+    "integer": _parse_integer,
+    "flag": _parse_flag,
+    "time": _parse_time,
+}
+_EXPECTED: dict[Kind, str] = {
+    "text": "text",
+    "number": "a number",
+    "integer": "a whole number",
+    "flag": "a flag (1/0, true/false, yes/no)",
+    "time": "an ISO 8601 date or time",
+}
+
+
+def _report(
+    problems: list[HistoryProblem],
+    source: str,
+    column: HistoryColumn,
+    text: pd.Series,
+    lines: np.ndarray,
+    bad: np.ndarray,
+) -> None:
+    def message(i: int) -> str:
+        shown = text.iloc[i]
+        return "required value is empty" if shown == "" else f"'{shown[:40]}' is not {_EXPECTED[column.kind]}"
+
+    report_rows(problems, source, column.name, lines, bad, message)
+
+
+def report_rows(
+    problems: list[HistoryProblem],
+    source: str,
+    column: str,
+    lines: np.ndarray,
+    bad: np.ndarray,
+    message: Callable[[int], str],
+) -> None:
+    """One problem per bad row (a boolean mask) for the first few, then how many more there are."""
+    where = np.flatnonzero(bad)
+    for i in where[:_SHOWN_PER_COLUMN]:
+        problems.append(HistoryProblem(source, int(lines[i]), column, message(int(i))))
+    if where.size > _SHOWN_PER_COLUMN:
+        problems.append(HistoryProblem(source, 0, column, f"and {where.size - _SHOWN_PER_COLUMN} more rows like these"))
+
+
+def _check_rows(
+    frame: pd.DataFrame,
+    blanks: dict[str, np.ndarray],
+    source: str,
+    lines: np.ndarray,
+    problems: list[HistoryProblem],
+) -> None:
+    times = frame["lodgement_time"].to_numpy()
+    if len(times) > 1:
+        back = np.flatnonzero(times[1:] < times[:-1])
+        if back.size:
+            i = int(back[0]) + 1
+            problems.append(
+                HistoryProblem(
+                    source,
+                    int(lines[i]),
+                    "lodgement_time",
+                    f"dates out of order: {frame['lodgement_time'].iloc[i].isoformat()} comes after "
+                    f"{frame['lodgement_time'].iloc[i - 1].isoformat()} (line {int(lines[i - 1])}); "
+                    "a history must be in lodgement order",
+                )
+            )
+    inspected = frame["inspected"].to_numpy()
+    finding_blank = blanks.get("finding", np.ones(len(frame), dtype=bool))
+    checks = (
+        (frame["customs_value"].to_numpy() < 0, "customs_value", "must not be negative"),
+        (inspected & finding_blank, "finding", "an inspected row needs its finding (1 or 0)"),
+        (~frame["inspected"].to_numpy() & frame["finding"].to_numpy(), "finding", "a finding on a row not inspected"),
+        (
+            ~frame["inspected"].to_numpy() & frame["random_control"].to_numpy(),
+            "random_control",
+            "a random control that was not inspected",
+        ),
+    )
+    for bad, column, message in checks:
+        for i in np.flatnonzero(bad)[:_SHOWN_PER_COLUMN]:
+            problems.append(HistoryProblem(source, int(lines[i]), column, message))
+    duplicated = frame.duplicated(["declaration_id", "item_number"]).to_numpy()
+    for i in np.flatnonzero(duplicated)[:_SHOWN_PER_COLUMN]:
+        problems.append(
+            HistoryProblem(
+                source,
+                int(lines[i]),
+                "item_number",
+                f"declaration {frame['declaration_id'].iloc[i]} item {frame['item_number'].iloc[i]} appears twice",
+            )
+        )
+
+
+def _derive(frame: pd.DataFrame) -> pd.DataFrame:
+    """Fills the columns the schema derives: item_count by declaration, duties from the duty rate."""
+    if (frame["item_count"] == 0).any():
+        counts = frame.groupby("declaration_id", sort=False)["item_number"].transform("size")
+        frame["item_count"] = np.where(frame["item_count"] == 0, counts, frame["item_count"]).astype(np.int64)
+    duties = frame["duties_and_taxes"].to_numpy()
+    from_rate = frame["customs_value"].to_numpy() * frame["tax_rate_percent"].to_numpy() / 100.0
+    frame["duties_and_taxes"] = np.where(np.isnan(duties), from_rate, duties)
+    return frame
