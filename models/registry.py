@@ -121,6 +121,28 @@ def version_run_id(tracking_uri: str, model_name: str, version: str) -> str:
     return str(_client(tracking_uri).get_model_version(model_name, str(version)).run_id)
 
 
+CHAMPION_HISTORY_TAG = "risk.champion_history"
+
+
+def champion_history(tracking_uri: str, model_name: str) -> list[str]:
+    """The versions promoted to champion, oldest first, as promotions and rollbacks recorded them."""
+    tags = _client(tracking_uri).get_registered_model(model_name).tags or {}
+    recorded = json.loads(tags.get(CHAMPION_HISTORY_TAG, "[]"))
+    return [str(v) for v in recorded]
+
+
+def push_champion(tracking_uri: str, model_name: str, version: str) -> None:
+    history = [v for v in champion_history(tracking_uri, model_name) if v != version] + [str(version)]
+    _client(tracking_uri).set_registered_model_tag(model_name, CHAMPION_HISTORY_TAG, json.dumps(history))
+
+
+def pop_champion(tracking_uri: str, model_name: str, back_to: str) -> None:
+    """Drops the champions after `back_to` (a rollback); keeps `back_to` last."""
+    history = champion_history(tracking_uri, model_name)
+    kept = history[: history.index(back_to) + 1] if back_to in history else [*history, back_to]
+    _client(tracking_uri).set_registered_model_tag(model_name, CHAMPION_HISTORY_TAG, json.dumps(kept))
+
+
 def set_alias(tracking_uri: str, model_name: str, alias: str, version: str) -> None:
     """Points `alias` (e.g. "champion") at `version`; serving picks it up on its next refresh."""
     _client(tracking_uri).set_registered_model_alias(model_name, alias, str(version))

@@ -117,7 +117,73 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--until", type=_day, help="end day, exclusive")
     evaluate.add_argument("--no-log", action="store_true", help="print only; log no MLflow run")
     evaluate.set_defaults(run=_evaluate)
+
+    promote = sub.add_parser(
+        "promote",
+        help="make a version champion only if it beats the champion on the same window (champion/challenger)",
+    )
+    promote.add_argument("version", help="the candidate version (of --model-name)")
+    promote.add_argument("history", type=Path, nargs="+", help="labelled history files to judge on, in time order")
+    promote.add_argument("--mapping", help="a shipped mapping name (kcs) or a mapping file")
+    promote.add_argument("--from", dest="start", type=_day, help="first day of the evaluation window")
+    promote.add_argument("--until", type=_day, help="end day, exclusive")
+    promote.add_argument("--model-name", help="registered model name (default from settings)")
+    promote.add_argument(
+        "--rate", type=float, help="target inspection rate (default RISK_MODEL__TARGET_INSPECTION_RATE)"
+    )
+    promote.add_argument("--margin", type=float, help="required precision gain (default from settings)")
+    promote.set_defaults(run=_promote)
+
+    rollback = sub.add_parser("rollback", help="point the champion alias back to the previous champion")
+    rollback.add_argument("--to", help="a version to roll back to (default: the champion before the current one)")
+    rollback.add_argument("--model-name", help="registered model name (default from settings)")
+    rollback.set_defaults(run=_rollback)
     return parser
+
+
+def _promote(args: argparse.Namespace, settings: Any) -> int:
+    from training.promotion import PromotionRefused, promote
+    from training.run import EvaluationWindow
+
+    name = args.model_name or settings.model.name
+    rate = args.rate if args.rate is not None else settings.model.target_inspection_rate
+    margin = args.margin if args.margin is not None else settings.model.promotion_margin
+    try:
+        decision = promote(
+            tracking_uri=settings.resolved_tracking_uri,
+            model_name=name,
+            candidate=args.version,
+            window=EvaluationWindow(tuple(args.history), args.start, args.until, _mapping_arg(args.mapping)),
+            rate=rate,
+            margin=margin,
+            alias=settings.model.alias,
+        )
+    except PromotionRefused as err:
+        print(f"risk: {err}", file=sys.stderr)
+        return 2
+    except _training_errors() as err:
+        return _report_training_error(err)
+    _print_evaluation(f"candidate {name} version {decision.candidate}", decision.candidate_evaluation)
+    if decision.champion_evaluation is not None:
+        _print_evaluation(f"{settings.model.alias} {name} version {decision.champion}", decision.champion_evaluation)
+    verdict = "promoted" if decision.promoted else "not promoted"
+    print(f"{verdict}: {decision.reason} (recorded in run {decision.run_id})")
+    return 0 if decision.promoted else 1
+
+
+def _rollback(args: argparse.Namespace, settings: Any) -> int:
+    from training.promotion import PromotionRefused, rollback
+
+    name = args.model_name or settings.model.name
+    try:
+        before, after = rollback(
+            tracking_uri=settings.resolved_tracking_uri, model_name=name, to=args.to, alias=settings.model.alias
+        )
+    except PromotionRefused as err:
+        print(f"risk: {err}", file=sys.stderr)
+        return 2
+    print(f"{name}@{settings.model.alias}: version {before} -> {after}")
+    return 0
 
 
 def _day(text: str) -> Any:
@@ -216,7 +282,7 @@ def _train(args: argparse.Namespace, settings: Any) -> int:
 def _evaluate(args: argparse.Namespace, settings: Any) -> int:
     from models import registry
     from models.risk_model import ModelSchemaError
-    from training.run import run_evaluation
+    from training.run import EvaluationWindow, run_evaluation
 
     uri = settings.resolved_tracking_uri
     name, _, rest = args.model.rpartition("@") if "@" in args.model else args.model.rpartition("/")
@@ -234,14 +300,8 @@ def _evaluate(args: argparse.Namespace, settings: Any) -> int:
         print(f"risk: cannot load {name} version {version}: {err}", file=sys.stderr)
         return 2
     try:
-        result = run_evaluation(
-            model,
-            args.history,
-            mapping_path=_mapping_arg(args.mapping),
-            start=args.start,
-            until=args.until,
-            tracking_uri=None if args.no_log else uri,
-        )
+        window = EvaluationWindow(tuple(args.history), args.start, args.until, _mapping_arg(args.mapping))
+        result = run_evaluation(model, window, tracking_uri=None if args.no_log else uri)
     except _training_errors() as err:
         return _report_training_error(err)
     _print_evaluation(f"{name} version {version}", result.evaluation)

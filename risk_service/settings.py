@@ -65,6 +65,12 @@ class ModelSettings(BaseModel):
     name: str = Field("declaration-risk", description="Registered model name in the MLflow registry.")
     alias: str = Field("champion", description="Alias of the model version that scores.")
     tracking_uri: str | None = Field(None, description="MLflow tracking URI; defaults to a local store under data_dir.")
+    target_inspection_rate: float = Field(
+        0.05, gt=0, le=1, description="Inspection rate at which `risk promote` compares precision (0.05: top 5%)."
+    )
+    promotion_margin: float = Field(
+        0.01, ge=0, le=1, description="Precision a candidate must gain over the champion at that rate to be promoted."
+    )
 
 
 class PermitCheckSetting(BaseModel):

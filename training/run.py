@@ -82,7 +82,7 @@ class TrainingResult:
     version: str | None = None
 
 
-def _utc(day: date) -> pd.Timestamp:
+def utc_day(day: date) -> pd.Timestamp:
     import pandas as pd  # type: ignore[import-untyped]  # no pandas-stubs in the venv
 
     return pd.Timestamp(datetime(day.year, day.month, day.day, tzinfo=UTC))
@@ -98,14 +98,16 @@ def split_windows(
         if b <= a:
             raise WindowError(f"{second} {b} must come after {first} {a}")
     times = labelled["lodgement_time"]
-    end = _utc(request.until) if request.until is not None else None
+    end = utc_day(request.until) if request.until is not None else None
     in_range = times < end if end is not None else times == times
-    train = labelled[times < _utc(request.valid_from)]
-    valid_end = _utc(request.test_from) if request.test_from is not None else end
-    valid = labelled[(times >= _utc(request.valid_from)) & (times < valid_end if valid_end is not None else in_range)]
+    train = labelled[times < utc_day(request.valid_from)]
+    valid_end = utc_day(request.test_from) if request.test_from is not None else end
+    valid = labelled[
+        (times >= utc_day(request.valid_from)) & (times < valid_end if valid_end is not None else in_range)
+    ]
     test = None
     if request.test_from is not None:
-        test = labelled[(times >= _utc(request.test_from)) & in_range]
+        test = labelled[(times >= utc_day(request.test_from)) & in_range]
     first_day, last_day = times.min().date(), times.max().date()
     span = f"the labelled rows run from {first_day} to {last_day}"
     if train.empty:
@@ -146,7 +148,7 @@ def _scores(model: RiskModel, rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarra
     return model.predict_proba(matrix), matrix
 
 
-def _evaluation(model: RiskModel, rows: pd.DataFrame) -> Evaluation:
+def evaluate_rows(model: RiskModel, rows: pd.DataFrame) -> Evaluation:
     scores, _ = _scores(model, rows)
     revenue = rows["revenue_recovered"].to_numpy(dtype=np.float64)
     return evaluate(
@@ -186,7 +188,7 @@ def tune(
     for n, candidate in enumerate(candidates, start=1):
         trial = {**request.params, **candidate}
         model, _ = _fit(train, valid, request, trial)
-        score = _evaluation(model, valid).overall.average_precision
+        score = evaluate_rows(model, valid).overall.average_precision
         log.info("trial %d/%d: average precision %.4f with %s", n, len(candidates), score, candidate)
         if score > best[0]:
             best = (score, trial)
@@ -214,8 +216,8 @@ def run_training(
     train, valid, test = split_windows(labelled, request)
     params = tune(train, valid, request, progress) if request.tune_trials > 0 else dict(request.params)
     model, fit_metrics = _fit(train, valid, request, params, model_name)
-    validation = _evaluation(model, valid)
-    tested = _evaluation(model, test) if test is not None else None
+    validation = evaluate_rows(model, valid)
+    tested = evaluate_rows(model, test) if test is not None else None
     metrics = {f"valid_{k}": v for k, v in validation.metrics().items()}
     if tested is not None:
         metrics.update({f"test_{k}": v for k, v in tested.metrics().items()})
@@ -299,28 +301,42 @@ class EvaluationResult:
     run_id: str | None
 
 
+@dataclass(frozen=True)
+class EvaluationWindow:
+    """Labelled rows of history files between two days; features still see the whole files (point in time)."""
+
+    histories: tuple[Path, ...]
+    start: date | None = None
+    until: date | None = None
+    mapping: Path | None = None
+
+
+def load_window(window: EvaluationWindow) -> pd.DataFrame:
+    mapping = load_mapping(window.mapping) if window.mapping is not None else None
+    labelled = inspected_rows(prepare_history(read_histories(window.histories, mapping)))
+    times = labelled["lodgement_time"]
+    keep = np.ones(len(labelled), dtype=bool)
+    if window.start is not None:
+        keep &= (times >= utc_day(window.start)).to_numpy()
+    if window.until is not None:
+        keep &= (times < utc_day(window.until)).to_numpy()
+    if not keep.any():
+        raise WindowError("no labelled rows in the evaluation window (--from / --until)")
+    return labelled[keep]
+
+
 def run_evaluation(
     model: RiskModel,
-    histories: Sequence[Path],
+    window: EvaluationWindow,
     *,
-    mapping_path: Path | None = None,
-    start: date | None = None,
-    until: date | None = None,
     tracking_uri: str | None = None,
     experiment: str = "risk-evaluation",
     artifact_location: str | None = None,
 ) -> EvaluationResult:
-    """Scores the labelled rows of a history (between start and until) with a model; logs a run when tracking."""
-    mapping = load_mapping(mapping_path) if mapping_path is not None else None
-    labelled = inspected_rows(prepare_history(read_histories(histories, mapping)))
-    times = labelled["lodgement_time"]
-    if start is not None:
-        labelled = labelled[times >= _utc(start)]
-    if until is not None:
-        labelled = labelled[labelled["lodgement_time"] < _utc(until)]
-    if labelled.empty:
-        raise WindowError("no labelled rows between --from and --until")
-    evaluation = _evaluation(model, labelled)
+    """Scores the window's labelled rows with a model; logs a run with metrics and plots when tracking."""
+    labelled = load_window(window)
+    histories, start, until = window.histories, window.start, window.until
+    evaluation = evaluate_rows(model, labelled)
     if tracking_uri is None:
         return EvaluationResult(evaluation, len(labelled), None)
     import mlflow
@@ -342,7 +358,7 @@ def run_evaluation(
         mlflow.log_params(
             {
                 "history_files": ",".join(p.name for p in histories),
-                "mapping": mapping.name if mapping is not None else "",
+                "mapping": str(window.mapping or ""),
                 "from": start.isoformat() if start else "",
                 "until": until.isoformat() if until else "",
                 "rows": len(labelled),

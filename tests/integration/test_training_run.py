@@ -10,7 +10,7 @@ import pandas as pd  # type: ignore[import-untyped]  # no pandas-stubs in the ve
 import pytest
 from mlflow import MlflowClient
 
-from features import FEATURE_NAMES, build_feature_matrix, columns_from_frame
+from features import FEATURE_NAMES, FeatureState, build_feature_matrix, columns_from_frame
 from models import registry
 from risk_service.cli import main
 from training.history import HISTORY_COLUMNS, read_history
@@ -21,14 +21,24 @@ from training.train import inspected_rows, prepare_history
 START = date(2026, 1, 1)
 
 
-@pytest.fixture(scope="module")
-def history_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def _export(n_declarations: int, folder: Path) -> Path:
     """Synthetic history written in the canonical schema, as an administration's export would be."""
-    frame = generate_history(3000, seed=11, start=START, days=120)
+    frame = generate_history(n_declarations, seed=11, start=START, days=120)
     keep = [c.name for c in HISTORY_COLUMNS if c.name in frame.columns]
-    path = tmp_path_factory.mktemp("history") / "history.csv"
+    path = folder / f"history_{n_declarations}.csv"
     frame[keep].to_csv(path, index=False)
     return path
+
+
+@pytest.fixture(scope="module")
+def history_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _export(3000, tmp_path_factory.mktemp("history"))
+
+
+@pytest.fixture(scope="module")
+def larger_history_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Enough labelled rows that the top 10 % of the judged window holds ~100 rows: a stable comparison."""
+    return _export(12000, tmp_path_factory.mktemp("history"))
 
 
 def test_training_run_is_tracked_and_registered(history_csv: Path, tmp_path: Path) -> None:
@@ -109,3 +119,92 @@ def test_cli_trains_and_evaluates_then_refuses_bad_history(
 
     assert main(["evaluate", "cli-model@champion", str(history_csv)]) == 2
     assert "has no version with alias 'champion'" in capsys.readouterr().err
+
+
+def _shuffled_labels(history_csv: Path, folder: Path) -> Path:
+    frame = pd.read_csv(history_csv, dtype=str, keep_default_na=False)
+    inspected = frame["inspected"].str.lower().isin(["1", "true"])
+    labels = frame.loc[inspected, "finding"].to_numpy()
+    frame.loc[inspected, "finding"] = np.random.default_rng(0).permutation(labels)
+    path = folder / "shuffled.csv"
+    frame.to_csv(path, index=False)
+    return path
+
+
+def test_promotion_gate_rejects_a_worse_challenger_and_rollback_restores(
+    larger_history_csv: Path, tmp_path: Path
+) -> None:
+    from training.promotion import PromotionRefused, promote, rollback
+    from training.run import EvaluationWindow
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    name = "gate"
+
+    def train(path: Path, rounds: int, **params: object) -> str:
+        request = TrainingRequest((path,), date(2026, 3, 1), num_boost_round=rounds, params=params)
+        version = run_training(request, model_name=name, tracking_uri=uri).version
+        assert version is not None
+        return version
+
+    weak = train(larger_history_csv, 1, num_leaves=2)
+    strong = train(larger_history_csv, 120)
+    noise = train(_shuffled_labels(larger_history_csv, tmp_path), 120)
+    window = EvaluationWindow((larger_history_csv,), start=date(2026, 3, 1))
+
+    first = promote(tracking_uri=uri, model_name=name, candidate=weak, window=window, rate=0.10, margin=0.01)
+    assert first.promoted and first.champion is None and "no champion yet" in first.reason
+    better = promote(tracking_uri=uri, model_name=name, candidate=strong, window=window, rate=0.10, margin=0.01)
+    assert better.promoted, better.reason
+    assert better.champion == weak and better.champion_evaluation is not None
+    worse = promote(tracking_uri=uri, model_name=name, candidate=noise, window=window, rate=0.10, margin=0.01)
+    assert not worse.promoted and "does not beat champion" in worse.reason
+    assert registry.resolve_alias(uri, name, "champion") == strong  # the refusal moved nothing
+
+    client = MlflowClient(uri)
+    refused = client.get_run(worse.run_id or "")
+    assert refused.data.tags["risk.decision"] == "refused" and refused.data.tags["risk.reason"] == worse.reason
+    assert refused.data.metrics["candidate_precision_at_10pct"] < refused.data.metrics["champion_precision_at_10pct"]
+
+    assert rollback(tracking_uri=uri, model_name=name) == (strong, weak)
+    assert registry.resolve_alias(uri, name, "champion") == weak
+    with pytest.raises(PromotionRefused, match="no earlier champion"):
+        rollback(tracking_uri=uri, model_name=name)
+    with pytest.raises(PromotionRefused, match="already is the champion"):
+        promote(tracking_uri=uri, model_name=name, candidate=weak, window=window, rate=0.10, margin=0.01)
+
+
+def test_a_model_with_other_features_is_refused_at_promotion(history_csv: Path, tmp_path: Path) -> None:
+    import lightgbm as lgb
+
+    from models import RiskModel
+    from models.calibration import fit_calibrator
+    from training.promotion import PromotionRefused, promote
+    from training.run import EvaluationWindow
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    rng = np.random.default_rng(1)
+    x, y = rng.normal(size=(200, 2)), rng.integers(0, 2, 200).astype(float)
+    names = ("something_else", "another_feature")
+    booster = lgb.train(
+        {"objective": "binary", "verbose": -1}, lgb.Dataset(x, y, feature_name=list(names)), num_boost_round=3
+    )
+    calibrator = fit_calibrator(booster.predict(x), y, "sigmoid")
+    state = FeatureState({}, {}, None, min_count=20, min_scale=0.05)
+    alien = RiskModel(booster, calibrator, state, names, name="alien")
+    version = registry.log_and_register(
+        alien, tracking_uri=uri, model_name="alien", experiment="t", artifact_location=None, params={}, metrics={}
+    )
+    window = EvaluationWindow((history_csv,), start=date(2026, 3, 1))
+    with pytest.raises(PromotionRefused, match="does not fit this service"):
+        promote(tracking_uri=uri, model_name="alien", candidate=version, window=window, rate=0.05, margin=0.0)
+    assert registry.resolve_alias(uri, "alien", "champion") is None
+
+
+def test_cli_promote_exit_codes(history_csv: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RISK_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("RISK_MODEL__NAME", "cli-gate")
+    assert main(["train", str(history_csv), "--valid-from", "2026-03-15"]) == 0
+    assert main(["promote", "1", str(history_csv), "--from", "2026-03-15"]) == 0
+    assert main(["promote", "1", str(history_csv), "--from", "2026-03-15"]) == 2  # already champion
+    assert main(["promote", "7", str(history_csv)]) == 2  # no such version
+    assert main(["rollback"]) == 2  # nothing earlier
