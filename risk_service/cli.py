@@ -118,6 +118,18 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--no-log", action="store_true", help="print only; log no MLflow run")
     evaluate.set_defaults(run=_evaluate)
 
+    data = sub.add_parser("data", help="history data tools").add_subparsers(title="data commands")
+    generate = data.add_parser(
+        "generate", help="write seeded synthetic history (canonical schema) with planted fraud, drift and label bias"
+    )
+    generate.add_argument("out", type=Path, help="the file to write, .csv or .parquet")
+    generate.add_argument("--declarations", type=int, default=20_000)
+    generate.add_argument("--seed", type=int, default=0)
+    generate.add_argument("--start", type=_day, default="2025-01-01", help="first day (default 2025-01-01)")
+    generate.add_argument("--days", type=int, default=365)
+    generate.add_argument("--drift", type=float, default=1.0, help="how much the fraud mix changes over time (0: none)")
+    generate.set_defaults(run=_data_generate)
+
     promote = sub.add_parser(
         "promote",
         help="make a version champion only if it beats the champion on the same window (champion/challenger)",
@@ -139,6 +151,28 @@ def _parser() -> argparse.ArgumentParser:
     rollback.add_argument("--model-name", help="registered model name (default from settings)")
     rollback.set_defaults(run=_rollback)
     return parser
+
+
+def _data_generate(args: argparse.Namespace, settings: Any) -> int:
+    from training.history import write_history
+    from training.synthetic import generate_history
+
+    if args.declarations < 1 or args.days < 1 or args.drift < 0:
+        print("risk: --declarations and --days must be at least 1 and --drift not negative", file=sys.stderr)
+        return 2
+    if args.out.suffix.lower() not in (".csv", ".parquet"):
+        print(f"risk: {args.out}: use a .csv or .parquet file name", file=sys.stderr)
+        return 2
+    frame = generate_history(args.declarations, seed=args.seed, start=args.start, days=args.days, drift=args.drift)
+    rows = write_history(frame, args.out)
+    inspected = frame["inspected"].astype(bool)
+    print(
+        f"wrote {rows} goods items of {args.declarations} declarations to {args.out}: "
+        f"{inspected.mean():.1%} inspected, findings on {frame['finding'].mean():.2%} of all items "
+        f"({frame.loc[inspected, 'finding'].mean():.1%} of inspected), "
+        f"{frame['random_control'].mean():.1%} random controls"
+    )
+    return 0
 
 
 def _promote(args: argparse.Namespace, settings: Any) -> int:

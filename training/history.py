@@ -141,6 +141,26 @@ def read_histories(paths: Iterable[Path], mapping: HistoryMapping | None = None)
     return pd.concat(frames, ignore_index=True)
 
 
+def write_history(frame: pd.DataFrame, path: Path) -> int:
+    """Writes the frame's canonical columns (those it has, in schema order) as CSV or Parquet; returns rows.
+
+    What it writes, read_history reads back to the same values.
+    """
+    columns = [c.name for c in HISTORY_COLUMNS if c.name in frame.columns]
+    missing = [c.name for c in HISTORY_COLUMNS if c.required and c.name not in frame.columns]
+    if missing:
+        raise ValueError(f"the frame lacks required history columns: {', '.join(missing)}")
+    out = frame[columns]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix.lower() == ".parquet":
+        out.to_parquet(path, index=False)
+    elif path.suffix.lower() in (".csv", ".txt"):
+        out.to_csv(path, index=False)
+    else:
+        raise ValueError(f"{path}: unknown format; use .csv or .parquet")
+    return len(out)
+
+
 def fingerprint(paths: Iterable[Path]) -> str:
     """SHA-256 over the files' bytes in order: which data a run was trained on, for its record."""
     digest = hashlib.sha256()

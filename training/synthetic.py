@@ -35,6 +35,7 @@ FTA_ORIGINS = frozenset({"JP", "KR", "VN", "MY", "TH", "ID", "CA", "AU", "CH", "
 _LAUNDERING_ORIGINS = ("VN", "MY", "TH", "ID")
 _LAUNDERING_EXPORTS = ("CN", "HK")
 _HUBS = ("NL", "SG", "HK", "AE", "DE", "US")
+_DRIFT_HUB = "KH"  # where laundering moves to when the history drifts
 ANTI_DUMPING_CHAPTERS = frozenset({72, 73, 76, 85})
 
 # chapter -> (description, mean log value per kg, unit kind)
@@ -116,7 +117,7 @@ def _catalogue() -> _Catalogue:
     return _Catalogue(np.array(hs6), ch_arr, lv, du, np.array(unit), np.array(kg_per_unit), decoy, np.array(desc))
 
 
-def generate_history(n_declarations: int, *, seed: int, start: date, days: int) -> pd.DataFrame:
+def generate_history(n_declarations: int, *, seed: int, start: date, days: int, drift: float = 0.0) -> pd.DataFrame:
     """One row per goods item of `n_declarations` declarations lodged over `days` days from `start`.
 
     Columns: features.RAW_COLUMNS plus declaration_id, item_number, lodgement_time (UTC),
@@ -124,6 +125,14 @@ def generate_history(n_declarations: int, *, seed: int, start: date, days: int) 
     random_control. importer_prior_filings / importer_days_known are point in time
     (features.entity_history); permit_balance_used / permit_days_to_expiry are what the permit
     ledger would have said at lodgement, NaN on items citing no permit. Same arguments, same frame.
+    revenue_recovered is what a finding recovered (duties on the undervalued part, the duty
+    difference of a misclassification, the preference of a laundered origin, a fine otherwise):
+    0 on inspections without a finding, NaN where nothing was inspected.
+
+    `drift` (0 = none; `risk data generate` uses 1) makes the world change over the window as it
+    does in practice: undervaluation by established importers rises linearly, by 2 percentage
+    points times `drift` at the end, and origin laundering moves to a hub never used before in the
+    second half, so a model trained on the early months loses precision on the late ones.
     """
     if n_declarations < 1 or days < 1:
         raise ValueError("need at least one declaration and one day")
@@ -188,7 +197,8 @@ def generate_history(n_declarations: int, *, seed: int, start: date, days: int) 
     boost = np.where(is_new, 1.6, 1.0)
     chapter_true = cat.chapter[code]
     u = rng.random((5, n))
-    undervalued = u[0] < np.where(is_shell, 0.2, 0.006) * boost
+    progress = (seconds[d] / 86400.0) / days  # 0 at the start of the window, 1 at its end
+    undervalued = u[0] < (np.where(is_shell, 0.2, 0.006) + drift * 0.02 * progress * ~is_shell) * boost
     misclassified = (u[1] < np.where(is_shell, 0.15, 0.005) * boost) & (cat.decoy[code] >= 0)
     laundered = u[2] < np.where(np.isin(chapter_true, list(ANTI_DUMPING_CHAPTERS)), np.where(is_shell, 0.3, 0.006), 0.0)
     smuggling = u[3] < np.where(is_new, np.where(is_shell, 0.08, 0.02), 0.002)  # visible only through the importer
@@ -197,6 +207,7 @@ def generate_history(n_declarations: int, *, seed: int, start: date, days: int) 
     net = np.round(np.exp(rng.normal(np.where(cat.unit[code] == "KGM", 6.5, 3.5), 1.4)), 3) + 0.001
     gross = np.round(net * (1.0 + rng.uniform(0.02, 0.15, n)), 3)
     value = net * NATIONAL_PER_USD * np.exp(cat.log_vpk[code] + rng.normal(0.0, 0.3, n))
+    true_value = value
     value = np.where(undervalued, value * rng.uniform(0.12, 0.4, n), value)
     unit = cat.unit[declared]
     quantity = np.where(unit == "KGM", net, np.maximum(1.0, np.round(net / cat.kg_per_unit[declared])))
@@ -204,6 +215,9 @@ def generate_history(n_declarations: int, *, seed: int, start: date, days: int) 
     n_laundered = int(laundered.sum())
     origin_s[laundered] = np.array(_LAUNDERING_ORIGINS)[rng.integers(0, len(_LAUNDERING_ORIGINS), n_laundered)]
     export_s[laundered] = np.array(_LAUNDERING_EXPORTS)[rng.integers(0, len(_LAUNDERING_EXPORTS), n_laundered)]
+    if drift > 0:  # laundering moves to a hub it never used before, in the second half of the window
+        late = laundered & (progress > 0.5) & (permit_free_rng(seed).random(n) < min(1.0, drift))
+        export_s[late] = _DRIFT_HUB
     # The country of export belongs to the declaration (one consignment): a laundered item's
     # export country wins, otherwise the first item's.
     first_item = np.cumsum(n_items) - n_items
@@ -245,6 +259,17 @@ def generate_history(n_declarations: int, *, seed: int, start: date, days: int) 
     inspected = random_control | (rng.random(n_declarations) < 1.0 / (1.0 + np.exp(-logit)))
     detected = rng.random(n) < 0.9
     finding = (fraud & inspected[d] & detected).astype(np.int64)
+    vat = 1.0 + _VAT
+    recovered = np.select(
+        [undervalued, misclassified, laundered],
+        [
+            (np.round(true_value, 2) - value) * (effective + _VAT * (1.0 + effective)),
+            value * np.maximum(0.0, cat.duty[code] - rate) * vat,
+            value * rate * vat,
+        ],
+        default=0.1 * value,  # a fine: smuggling through the importer, permit offences
+    )
+    revenue_recovered = np.where(finding == 1, np.round(recovered, 2), np.where(inspected[d], 0.0, np.nan))
 
     national = np.array(["0000", "1000", "9000", "00"])[rng.integers(0, 4, n)]
     hs_code = np.char.add(cat.hs6[declared], national)
@@ -281,11 +306,17 @@ def generate_history(n_declarations: int, *, seed: int, start: date, days: int) 
             "inspected": inspected[d],
             "finding": finding,
             "random_control": random_control[d],
+            "revenue_recovered": revenue_recovered,
         }
     )
     for col in ("hs_code", "origin_country", "export_country", "quantity_unit", "description"):
         frame[col] = frame[col].astype(str)
     return add_importer_history(frame)
+
+
+def permit_free_rng(seed: int) -> np.random.Generator:
+    """A stream of its own for drift, so drift=0 leaves every other column of a seed unchanged."""
+    return np.random.default_rng([seed, 2])
 
 
 def _permit_facts(

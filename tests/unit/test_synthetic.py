@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -144,3 +145,30 @@ def test_generated_history_is_point_in_time(history: pd.DataFrame) -> None:
         else:
             expected = (row["lodgement_time"] - earlier["lodgement_time"].min()).total_seconds() / 86400
             assert row["importer_days_known"] == pytest.approx(expected)
+
+
+def test_risk_data_generate_writes_history_that_reads_back_with_drift_and_label_bias(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from risk_service.cli import main
+    from training.history import read_history
+
+    monkeypatch.setenv("RISK_DATA_DIR", str(tmp_path / "data"))
+    out = tmp_path / "history.parquet"
+    assert main(["data", "generate", str(out), "--declarations", "20000", "--seed", "3", "--days", "365"]) == 0
+    assert "wrote" in capsys.readouterr().out
+    history = read_history(out)
+
+    assert 0.01 <= history["finding"].mean() <= 0.05  # a realistic finding rate over all items
+    assert not history.loc[~history["inspected"], "finding"].any()  # labels only where inspected
+    assert 0.005 < history.groupby("declaration_id")["random_control"].first().mean() < 0.04
+    recovered = history["revenue_recovered"]
+    assert recovered[history["finding"]].ge(0).all() and recovered[history["finding"]].gt(0).mean() > 0.9
+    assert recovered[~history["inspected"]].isna().all()
+    late = history["lodgement_time"] >= pd.Timestamp("2025-07-02", tz="UTC")  # the window's second half
+    assert history.loc[late, "finding"].mean() > 1.2 * history.loc[~late, "finding"].mean()  # drift
+    assert (history.loc[late, "export_country"] == "KH").any() and not (
+        history.loc[~late, "export_country"] == "KH"
+    ).any()
+
+    assert main(["data", "generate", str(tmp_path / "history.xlsx")]) == 2
