@@ -58,6 +58,21 @@ def _parser() -> argparse.ArgumentParser:
     check = rules.add_parser("check", help="load a rule set and report every error with file and line")
     check.add_argument("file", type=Path)
     check.set_defaults(run=_rules_check)
+    backtest = rules.add_parser(
+        "backtest",
+        help="what a rule set would have done on labelled history: channels and precision per rule",
+    )
+    backtest.add_argument("rules", type=Path, help="the rule set YAML")
+    backtest.add_argument("history", type=Path, nargs="+", help="history files (CSV or Parquet), in time order")
+    backtest.add_argument("--mapping", help="a shipped mapping name (kcs) or a mapping file")
+    backtest.add_argument("--on", type=_day, help="judge every declaration as if lodged on this day (default: its own)")
+    backtest.add_argument(
+        "--include-unsupported",
+        action="store_true",
+        help="also evaluate rules that read fields a history does not carry (e.g. goods descriptions)",
+    )
+    backtest.add_argument("--format", choices=("table", "json"), default="table")
+    backtest.set_defaults(run=_rules_backtest)
 
     permits = sub.add_parser("permits", help="permit registry tools for agencies").add_subparsers(
         title="permits commands"
@@ -257,7 +272,7 @@ def _report_training_error(err: Exception) -> int:
     if isinstance(err, HistoryError):
         for problem in err.problems:
             print(f"risk: {problem}", file=sys.stderr)
-        print(f"risk: {len(err.problems)} problems; nothing was trained", file=sys.stderr)
+        print(f"risk: {len(err.problems)} problems; nothing was done", file=sys.stderr)
     else:
         print(f"risk: {err}", file=sys.stderr)
     return 2
@@ -615,6 +630,35 @@ def _rules_check(args: argparse.Namespace, settings: Any) -> int:
     print(
         f"{args.file}: rule set {rule_set.version} is valid: {len(rule_set.rules)} rules, {len(rule_set.lists)} lists"
     )
+    return 0
+
+
+def _rules_backtest(args: argparse.Namespace, settings: Any) -> int:
+    import features
+    from risk_service.bootstrap import policy_from_settings
+    from risk_service.domain.rules import RuleSetError, load_rule_set
+    from risk_service.domain.rules.backtest import backtest_to_dict, format_backtest
+    from risk_service.history_declarations import backtest_history
+    from training.history import read_histories
+    from training.mapping import load_mapping
+
+    try:
+        rule_set = load_rule_set(args.rules, features.FEATURE_NAMES)
+    except RuleSetError as err:
+        print(err, file=sys.stderr)
+        return 2
+    try:
+        mapping_file = _mapping_arg(args.mapping)
+        frame = read_histories(args.history, load_mapping(mapping_file) if mapping_file else None)
+    except _training_errors() as err:
+        return _report_training_error(err)
+    report = backtest_history(
+        rule_set, frame, policy=policy_from_settings(settings), on=args.on, skip_missing=not args.include_unsupported
+    )
+    if args.format == "json":
+        print(json.dumps(backtest_to_dict(report), indent=2, allow_nan=False))
+    else:
+        print(format_backtest(report), end="")
     return 0
 
 

@@ -53,7 +53,9 @@ HISTORY_COLUMNS: tuple[HistoryColumn, ...] = (
     ),
     HistoryColumn("transport_mode", "integer", False, "UN/ECE Rec 19 mode of transport at the border", 0),
     HistoryColumn("declaration_type", "integer", False, "1 import, 2 export, 3 transit", 1),
-    HistoryColumn("aeo_status", "integer", False, "1 none, 2 security, 3 simplification, 4 full", 1),
+    HistoryColumn(
+        "aeo_status", "integer", False, "1 none, 2 customs simplifications, 3 security and safety, 4 full", 1
+    ),
     HistoryColumn("preference_claimed", "flag", False, "a tariff preference (FTA, GSP) was claimed", False),
     HistoryColumn("permit_count", "integer", False, "permits cited by the item", 0),
     HistoryColumn("permit_balance_used", "number", False, "share of the cited permit line drawn before", math.nan),

@@ -113,7 +113,7 @@ def test_cli_trains_and_evaluates_then_refuses_bad_history(
     assert main(["train", str(bad), "--valid-from", "2026-03-15", "--model-name", "cli-model"]) == 2
     err = capsys.readouterr().err
     assert f"{bad}:6: column 'customs_value': 'lots' is not a number" in err
-    assert "nothing was trained" in err
+    assert "nothing was done" in err
     uri = f"sqlite:///{(tmp_path / 'data' / 'mlflow.db').resolve()}"
     assert [v.version for v in MlflowClient(uri).search_model_versions("name='cli-model'")] in ([1], ["1"])
 
@@ -208,3 +208,20 @@ def test_cli_promote_exit_codes(history_csv: Path, tmp_path: Path, monkeypatch: 
     assert main(["promote", "1", str(history_csv), "--from", "2026-03-15"]) == 2  # already champion
     assert main(["promote", "7", str(history_csv)]) == 2  # no such version
     assert main(["rollback"]) == 2  # nothing earlier
+
+
+def test_cli_rules_backtest_reports_channels_and_precision(
+    history_csv: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    rules = Path(__file__).parents[2] / "risk_service" / "domain" / "rules" / "default_rules.yaml"
+    monkeypatch.setenv("RISK_DATA_DIR", str(tmp_path / "data"))
+    assert main(["rules", "backtest", str(rules), str(history_csv), "--format", "json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    declarations = pd.read_csv(history_csv)["declaration_id"].nunique()
+    assert sum(c["declarations"] for c in report["channels"]) == report["declarations"] == declarations
+    assert any(r["labelled"] > 0 for r in report["rules"])
+
+    assert main(["rules", "backtest", str(rules), str(tmp_path / "absent.csv")]) == 2
+    assert "absent.csv: no such file" in capsys.readouterr().err
