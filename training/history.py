@@ -4,7 +4,8 @@ Training reads history only in this shape. Another administration's export is ad
 mapping file (training.mapping); the service's own assessments and officers' results will be
 exported straight into it. `read_history` refuses a file with missing columns, values of the wrong
 type, unparsable or out-of-order dates, naming the file, line and column, before any training starts.
-The schema is documented column by column in docs/history_schema.md, generated from HISTORY_COLUMNS.
+The schema is documented column by column in docs/history_schema.md, which schema_markdown()
+writes (`python -m training.history > docs/history_schema.md`; a test keeps the two in step).
 """
 
 from __future__ import annotations
@@ -141,6 +142,31 @@ def read_histories(paths: Iterable[Path], mapping: HistoryMapping | None = None)
     if not frames:
         raise HistoryError([HistoryProblem(", ".join(str(p) for p in paths), 0, "", "no rows")])
     return pd.concat(frames, ignore_index=True)
+
+
+def schema_markdown() -> str:
+    """docs/history_schema.md: the canonical columns as a table."""
+    lines = [
+        "# Canonical history schema",
+        "",
+        "One row per declaration goods item, in lodgement order, with the inspection outcome. CSV (header",
+        "row, UTF-8) or Parquet. Read by `risk train`, `risk evaluate`, `risk promote` and",
+        "`risk rules backtest`; written by `risk data generate`. Another administration's export is",
+        "adapted to it by a mapping file (`training/mappings/`). Generated from",
+        "`training/history.py` by `python -m training.history`; do not edit by hand.",
+        "",
+        "Flags read 1/0, true/false or yes/no; times are ISO 8601 (UTC when no offset is given); an empty",
+        "cell of an optional column takes its default. A file is refused, naming file, line and column,",
+        "for a missing required column, a value of the wrong type, dates out of order, a finding on a",
+        "row not inspected, an inspected row without its finding, or a declaration item given twice.",
+        "",
+        "| column | type | required | default | meaning |",
+        "|---|---|---|---|---|",
+    ]
+    for c in HISTORY_COLUMNS:
+        default = "" if c.required else ("empty" if c.default in ("", None) else str(c.default).lower())
+        lines.append(f"| `{c.name}` | {c.kind} | {'yes' if c.required else 'no'} | {default} | {c.description} |")
+    return "\n".join(lines) + "\n"
 
 
 def write_history(frame: pd.DataFrame, path: Path) -> int:
@@ -383,3 +409,7 @@ def _derive(frame: pd.DataFrame) -> pd.DataFrame:
     from_rate = frame["customs_value"].to_numpy() * frame["tax_rate_percent"].to_numpy() / 100.0
     frame["duties_and_taxes"] = np.where(np.isnan(duties), from_rate, duties)
     return frame
+
+
+if __name__ == "__main__":
+    print(schema_markdown(), end="")

@@ -169,3 +169,10 @@ def test_the_shipped_kcs_mapping_reads_the_kcs_export(tmp_path: Path) -> None:
     assert set(history["transport_mode"]) <= {1, 2, 3, 4, 5, 9}
     assert 0.05 < history["finding"].mean() < 0.5
     assert (history["duties_and_taxes"] >= 0).all()
+
+
+def test_the_documented_schema_is_the_one_in_code() -> None:
+    from training.history import schema_markdown
+
+    documented = (Path(__file__).parents[2] / "docs" / "history_schema.md").read_text(encoding="utf-8")
+    assert documented == schema_markdown(), "run: .venv/bin/python -m training.history > docs/history_schema.md"
