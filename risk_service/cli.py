@@ -144,6 +144,13 @@ def _parser() -> argparse.ArgumentParser:
     generate.add_argument("--days", type=int, default=365)
     generate.add_argument("--drift", type=float, default=1.0, help="how much the fraud mix changes over time (0: none)")
     generate.set_defaults(run=_data_generate)
+    export = data.add_parser(
+        "export", help="write the service's stored filings as canonical history (newest version of each declaration)"
+    )
+    export.add_argument("out", type=Path, help="the CSV file to write")
+    export.add_argument("--from", dest="start", type=_day, help="first lodgement day")
+    export.add_argument("--until", type=_day, help="end lodgement day, exclusive")
+    export.set_defaults(run=_data_export)
 
     promote = sub.add_parser(
         "promote",
@@ -187,6 +194,28 @@ def _data_generate(args: argparse.Namespace, settings: Any) -> int:
         f"({frame.loc[inspected, 'finding'].mean():.1%} of inspected), "
         f"{frame['random_control'].mean():.1%} random controls"
     )
+    return 0
+
+
+def _data_export(args: argparse.Namespace, settings: Any) -> int:
+    from datetime import UTC, datetime, time
+
+    from risk_service.history_export import export_history
+    from risk_service.store import SqlAssessmentStore, migrations
+
+    if args.out.suffix.lower() != ".csv":
+        print(f"risk: {args.out}: the export is written as CSV; name it .csv", file=sys.stderr)
+        return 2
+
+    def moment(day: Any) -> datetime | None:
+        return None if day is None else datetime.combine(day, time(), tzinfo=UTC)
+
+    url = settings.resolved_database_url
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    migrations.upgrade(url)
+    with SqlAssessmentStore(url, sqlite_synchronous=settings.sqlite_synchronous) as store:
+        rows = export_history(store.latest_filings(since=moment(args.start), until=moment(args.until)), args.out)
+    print(f"wrote {rows} goods items to {args.out} (no inspection outcomes are recorded yet: all uninspected)")
     return 0
 
 

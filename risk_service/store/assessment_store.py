@@ -6,7 +6,7 @@ import json
 import logging
 import queue
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from risk_service.domain.assessment import Assessment
+from risk_service.domain.declaration import Declaration
 from risk_service.domain.errors import Unavailable
 from risk_service.domain.permits.model import LineBalance
 from risk_service.domain.ports import AssessmentRecord, BalancesChanged, SaveResult, SettleRefusals
@@ -414,6 +415,38 @@ class SqlAssessmentStore:
         )
         with self._engine.connect() as conn:
             return {importer: (first_seen, count) for importer, first_seen, count in conn.execute(query)}
+
+    def latest_filings(
+        self, *, since: datetime | None = None, until: datetime | None = None, batch: int = 1000
+    ) -> Iterator[tuple[Declaration, Assessment]]:
+        """The newest stored version of every declaration lodged in [since, until), in lodgement order.
+
+        Streams in batches on a connection of its own, so an export of millions of filings runs
+        in bounded memory and never holds the writer up.
+        """
+        t = assessments
+        newest = (
+            sa.select(t.c.declaration_id, sa.func.max(t.c.declaration_version).label("version"))
+            .group_by(t.c.declaration_id)
+            .subquery()
+        )
+        query = (
+            sa.select(t.c.declaration, t.c.assessment)
+            .join(
+                newest,
+                (t.c.declaration_id == newest.c.declaration_id) & (t.c.declaration_version == newest.c.version),
+            )
+            .where(t.c.lodged_at.is_not(None))
+            .order_by(t.c.lodged_at, t.c.declaration_id)
+        )
+        if since is not None:
+            query = query.where(t.c.lodged_at >= since)
+        if until is not None:
+            query = query.where(t.c.lodged_at < until)
+        with self._engine.connect() as conn:
+            result = conn.execution_options(yield_per=batch).execute(query)
+            for declaration, assessment in result:
+                yield codec.declaration_from_dict(declaration), codec.assessment_from_dict(assessment)
 
     def count(self) -> int:
         with self._engine.connect() as conn:
