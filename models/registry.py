@@ -17,7 +17,7 @@ import json
 import logging
 import math
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
@@ -63,6 +63,7 @@ def log_and_register(
     alias: str | None = None,
     tags: Mapping[str, str] | None = None,
     artifacts: Sequence[Path] = (),
+    within_run: Callable[[], None] | None = None,
 ) -> str:
     """Logs one training run with the model, registers it under `model_name`; returns the version.
 
@@ -94,6 +95,8 @@ def log_and_register(
             mlflow.set_tags({**(tags or {}), FEATURE_SCHEMA_TAG: schema_hash, "risk.model_name": model_name})
             for path in artifacts:
                 mlflow.log_artifact(str(path), artifact_path="evaluation")
+            if within_run is not None:  # e.g. companion models logged next to this one
+                within_run()
             info = mlflow.lightgbm.log_model(
                 model.booster,
                 name=MODEL_ARTIFACT_NAME,
@@ -103,7 +106,7 @@ def log_and_register(
                 metadata={FEATURE_SCHEMA_TAG: schema_hash, ARTIFACT_FORMAT_TAG: ARTIFACT_FORMAT_VERSION},
                 tags={FEATURE_SCHEMA_TAG: schema_hash},
                 # explicit, because inferring them runs a subprocess that imports the model (~10 s)
-                pip_requirements=_pip_requirements(),
+                pip_requirements=pip_requirements(),
             )
     version = str(info.registered_model_version)
     client.set_model_version_tag(model_name, version, FEATURE_SCHEMA_TAG, schema_hash)
@@ -216,10 +219,11 @@ def load_version(
     return model
 
 
-def _pip_requirements() -> list[str]:
+def pip_requirements(*extra: str) -> list[str]:
+    """Pinned requirements of a logged model: what serving it needs, from this environment."""
     from importlib.metadata import version
 
-    return [f"{dist}=={version(dist)}" for dist in ("mlflow", "lightgbm", "numpy", "pandas")]
+    return [f"{dist}=={version(dist)}" for dist in ("mlflow", "lightgbm", "numpy", "pandas", *extra)]
 
 
 def _client(tracking_uri: str) -> MlflowClient:

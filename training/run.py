@@ -26,6 +26,7 @@ from models import RiskModel, registry
 from models.booster import DEFAULT_PARAMS
 from models.calibration import CalibrationMethod
 from training import plots
+from training.anomaly import anomaly_scores, fit_anomaly
 from training.evaluation import Evaluation, evaluate
 from training.history import fingerprint, read_histories
 from training.mapping import HistoryMapping, load_mapping
@@ -80,6 +81,7 @@ class TrainingResult:
     tags: Mapping[str, str]
     run_id: str | None = None
     version: str | None = None
+    anomaly: Evaluation | None = None  # the IsolationForest signal on the validation window
 
 
 def utc_day(day: date) -> pd.Timestamp:
@@ -143,13 +145,22 @@ def code_version() -> str:
             return "unknown"
 
 
+def _matrix(model: RiskModel, rows: pd.DataFrame) -> np.ndarray:
+    return build_feature_matrix(columns_from_frame(rows), model.feature_state)
+
+
 def _scores(model: RiskModel, rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    matrix = build_feature_matrix(columns_from_frame(rows), model.feature_state)
+    matrix = _matrix(model, rows)
     return model.predict_proba(matrix), matrix
 
 
 def evaluate_rows(model: RiskModel, rows: pd.DataFrame) -> Evaluation:
     scores, _ = _scores(model, rows)
+    return evaluate_scores(scores, rows)
+
+
+def evaluate_scores(scores: np.ndarray, rows: pd.DataFrame) -> Evaluation:
+    """The BACUDA figures of any score over labelled rows (revenue and random controls when present)."""
     revenue = rows["revenue_recovered"].to_numpy(dtype=np.float64)
     return evaluate(
         scores,
@@ -218,7 +229,11 @@ def run_training(
     model, fit_metrics = _fit(train, valid, request, params, model_name)
     validation = evaluate_rows(model, valid)
     tested = evaluate_rows(model, test) if test is not None else None
+    window = history[history["lodgement_time"] < utc_day(request.valid_from)]  # every filing, inspected or not
+    anomaly = fit_anomaly(_matrix(model, window), seed=request.seed)
+    anomaly_validation = evaluate_scores(anomaly_scores(anomaly, _matrix(model, valid)), valid)
     metrics = {f"valid_{k}": v for k, v in validation.metrics().items()}
+    metrics.update({f"valid_anomaly_{k}": v for k, v in anomaly_validation.metrics().items()})
     if tested is not None:
         metrics.update({f"test_{k}": v for k, v in tested.metrics().items()})
     # The fit's own ranking figures repeat valid_* (from uncalibrated scores): keep only the rest.
@@ -244,7 +259,7 @@ def run_training(
         "risk.code_version": code_version(),
         "risk.mapping": mapping.name if mapping is not None else "canonical",
     }
-    result = TrainingResult(model, validation, tested, rows, logged_params, tags)
+    result = TrainingResult(model, validation, tested, rows, logged_params, tags, anomaly=anomaly_validation)
     if tracking_uri is None:
         return result
     with tempfile.TemporaryDirectory(prefix="risk-train-") as tmp:
@@ -259,9 +274,28 @@ def run_training(
             metrics=metrics,
             tags=tags,
             artifacts=artifacts,
+            within_run=lambda: _log_anomaly(anomaly),
         )
     run_id = registry.version_run_id(tracking_uri, model_name, version)
-    return TrainingResult(model, validation, tested, rows, logged_params, tags, run_id, version)
+    return TrainingResult(
+        model, validation, tested, rows, logged_params, tags, run_id, version, anomaly=anomaly_validation
+    )
+
+
+def _log_anomaly(pipeline: Any) -> None:
+    import mlflow.sklearn
+
+    from training.anomaly import ANOMALY_MODEL_NAME, ANOMALY_TRUSTED_TYPES
+
+    # Requirements given, not inferred: inferring them imports the model in a subprocess (~10 s).
+    mlflow.sklearn.log_model(
+        pipeline,
+        name=ANOMALY_MODEL_NAME,
+        pip_requirements=registry.pip_requirements("scikit-learn"),
+        # MLflow saves scikit-learn models with skops, which refuses types it cannot vet; these two
+        # are the forest's own node arrays, written by this run.
+        skops_trusted_types=ANOMALY_TRUSTED_TYPES,
+    )
 
 
 def _artifacts(model: RiskModel, valid: pd.DataFrame, validation: Evaluation, folder: Path) -> list[Path]:

@@ -69,6 +69,18 @@ def test_training_run_is_tracked_and_registered(history_csv: Path, tmp_path: Pat
     loaded = registry.load_version(uri, "risk-test", "1")
     assert loaded.feature_names == FEATURE_NAMES
 
+    # The IsolationForest signal: evaluated like the model, logged next to it, loadable for analysts.
+    assert result.anomaly is not None and "valid_anomaly_auc" in run.data.metrics
+    import mlflow.sklearn
+
+    from training.anomaly import anomaly_scores
+
+    mlflow.set_tracking_uri(uri)
+    forest = mlflow.sklearn.load_model(f"runs:/{result.run_id}/anomaly")
+    rows = inspected_rows(prepare_history(read_history(history_csv)))
+    scores = anomaly_scores(forest, build_feature_matrix(columns_from_frame(rows), loaded.feature_state))
+    assert scores.shape == (len(rows),) and np.isfinite(scores).all()
+
 
 def test_split_dates_out_of_order_or_empty_windows_are_refused(history_csv: Path) -> None:
     labelled = inspected_rows(prepare_history(read_history(history_csv)))
