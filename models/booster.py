@@ -40,11 +40,12 @@ def fit_booster(
     params: Mapping[str, Any],
     num_boost_round: int,
     early_stopping_rounds: int,
+    on_round: Callable[[int, int], None] | None = None,
 ) -> lgb.Booster:
     """Binary LightGBM on FEATURE_NAMES with native categoricals, early-stopped on the validation rows.
 
     Returns a booster holding only the trees up to the best iteration, so the in-memory model
-    and the one saved to the registry are the same model.
+    and the one saved to the registry are the same model. `on_round(done, most)` hears each round.
     """
     dataset_params = {"verbosity": -1}
     dtrain = lgb.Dataset(
@@ -59,6 +60,13 @@ def fit_booster(
     callbacks: list[Callable[..., Any]] = []
     if np.unique(y_valid).size == 2:
         callbacks.append(lgb.early_stopping(early_stopping_rounds, first_metric_only=True, verbose=False))
+    if on_round is not None:
+        report = on_round
+
+        def progress(env: lgb.callback.CallbackEnv) -> None:
+            report(env.iteration + 1, env.end_iteration)
+
+        callbacks.append(progress)
     trained = lgb.train(dict(params), dtrain, num_boost_round=num_boost_round, valid_sets=[dvalid], callbacks=callbacks)
     best = trained.best_iteration if trained.best_iteration > 0 else trained.current_iteration()
     return lgb.Booster(model_str=trained.model_to_string(num_iteration=best))

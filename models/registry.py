@@ -119,6 +119,16 @@ def log_and_register(
     return version
 
 
+def trained_until(tracking_uri: str, model_name: str, version: str) -> str | None:
+    """The first day after a version's training window (its run's valid_from), or None when not recorded."""
+    client = _client(tracking_uri)
+    run_id = client.get_model_version(model_name, str(version)).run_id
+    if not run_id:
+        return None
+    value = client.get_run(run_id).data.params.get("valid_from")
+    return str(value) if value else None
+
+
 def version_run_id(tracking_uri: str, model_name: str, version: str) -> str:
     """The id of the run that logged a registered version."""
     return str(_client(tracking_uri).get_model_version(model_name, str(version)).run_id)

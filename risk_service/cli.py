@@ -179,14 +179,18 @@ def _data_generate(args: argparse.Namespace, settings: Any) -> int:
     from training.history import write_history
     from training.synthetic import generate_history
 
-    if args.declarations < 1 or args.days < 1 or args.drift < 0:
-        print("risk: --declarations and --days must be at least 1 and --drift not negative", file=sys.stderr)
+    if not (args.declarations >= 1 and 1 <= args.days <= 36_500 and 0.0 <= args.drift <= 10.0):
+        print("risk: need --declarations >= 1, --days from 1 to 36500 and --drift from 0 to 10", file=sys.stderr)
         return 2
     if args.out.suffix.lower() not in (".csv", ".parquet"):
         print(f"risk: {args.out}: use a .csv or .parquet file name", file=sys.stderr)
         return 2
     frame = generate_history(args.declarations, seed=args.seed, start=args.start, days=args.days, drift=args.drift)
-    rows = write_history(frame, args.out)
+    try:
+        rows = write_history(frame, args.out)
+    except OSError as err:
+        print(f"risk: cannot write {args.out}: {err.strerror or err}", file=sys.stderr)
+        return 2
     inspected = frame["inspected"].astype(bool)
     print(
         f"wrote {rows} goods items of {args.declarations} declarations to {args.out}: "
@@ -213,8 +217,12 @@ def _data_export(args: argparse.Namespace, settings: Any) -> int:
     url = settings.resolved_database_url
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     migrations.upgrade(url)
-    with SqlAssessmentStore(url, sqlite_synchronous=settings.sqlite_synchronous) as store:
-        rows = export_history(store.latest_filings(since=moment(args.start), until=moment(args.until)), args.out)
+    try:
+        with SqlAssessmentStore(url, sqlite_synchronous=settings.sqlite_synchronous) as store:
+            rows = export_history(store.latest_filings(since=moment(args.start), until=moment(args.until)), args.out)
+    except OSError as err:
+        print(f"risk: cannot write {args.out}: {err.strerror or err}", file=sys.stderr)
+        return 2
     print(f"wrote {rows} goods items to {args.out} (no inspection outcomes are recorded yet: all uninspected)")
     return 0
 
@@ -226,6 +234,9 @@ def _promote(args: argparse.Namespace, settings: Any) -> int:
     name = args.model_name or settings.model.name
     rate = args.rate if args.rate is not None else settings.model.target_inspection_rate
     margin = args.margin if args.margin is not None else settings.model.promotion_margin
+    if not 0.0 < rate <= 1.0 or not 0.0 <= margin <= 1.0:
+        print(f"risk: --rate must be in (0, 1] and --margin in [0, 1]; got {rate} and {margin}", file=sys.stderr)
+        return 2
     try:
         decision = promote(
             tracking_uri=settings.resolved_tracking_uri,
@@ -328,9 +339,12 @@ def _train(args: argparse.Namespace, settings: Any) -> int:
         tune_trials=args.tune,
     )
     name = args.model_name or settings.model.name
-    bar = tqdm(total=args.tune, desc="tuning on validation", unit="trial", disable=args.tune == 0)
+    bars: dict[str, Any] = {}
 
-    def progress(done: int, total: int) -> None:
+    def progress(stage: str, done: int, total: int) -> None:
+        bar = bars.get(stage)
+        if bar is None:
+            bar = bars[stage] = tqdm(total=total, desc=stage, leave=False)
         bar.update(done - bar.n)
 
     try:
@@ -346,7 +360,8 @@ def _train(args: argparse.Namespace, settings: Any) -> int:
     except _training_errors() as err:
         return _report_training_error(err)
     finally:
-        bar.close()
+        for bar in bars.values():
+            bar.close()
     rows = result.rows
     print(f"windows: train {rows['train']} rows, validation {rows['valid']}, test {rows['test']}")
     _print_evaluation("validation", result.validation)

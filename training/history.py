@@ -109,9 +109,35 @@ def read_history(path: Path, mapping: HistoryMapping | None = None) -> pd.DataFr
     """
     raw = _read_raw(path)
     source = str(path)
-    if mapping is not None:
-        raw = mapping.apply(raw, source)
-    return _to_canonical(raw, source)
+    try:
+        if mapping is not None:
+            raw = mapping.apply(raw, source)
+        return _to_canonical(raw, source)
+    except HistoryError as err:
+        if path.suffix.lower() == ".parquet":
+            raise
+        raise HistoryError(_physical_lines(path, err.problems)) from None
+
+
+def _physical_lines(path: Path, problems: Sequence[HistoryProblem]) -> list[HistoryProblem]:
+    """Problems re-numbered from records to the file's lines: a quoted field may span several lines.
+
+    Errors carry record numbers + 1 (the header is line 1); here each becomes the line the record starts on.
+    """
+    import csv
+
+    wanted = {p.line for p in problems if p.line > 1}
+    if not wanted:
+        return list(problems)
+    starts: dict[int, int] = {}
+    with path.open(encoding="utf-8", newline="") as f:
+        reader = csv.reader(f)
+        line = 1
+        for record, _ in enumerate(reader, start=1):
+            if record in wanted:
+                starts[record] = line
+            line = reader.line_num + 1
+    return [HistoryProblem(p.file, starts.get(p.line, p.line), p.column, p.message) for p in problems]
 
 
 def read_histories(paths: Iterable[Path], mapping: HistoryMapping | None = None) -> pd.DataFrame:
@@ -208,6 +234,11 @@ def _read_raw(path: Path) -> pd.DataFrame:
     try:
         if suffix == ".parquet":
             frame = pd.read_parquet(path)
+            for name in frame.columns:
+                column = frame[name]
+                # 1.0 is how pandas stores a flag or a code in a float column (one with gaps): read it as 1.
+                if column.dtype.kind == "f" and bool(np.all(np.isnan(column) | (column == np.round(column)))):
+                    frame[name] = column.astype("Int64")
             return frame.astype(object).where(frame.notna(), "").astype(str)
         if suffix in (".csv", ".txt"):
             # Everything as text: types are checked here, per value, so errors can name the line.
@@ -284,7 +315,8 @@ def _parse_number(text: pd.Series) -> tuple[np.ndarray, np.ndarray]:
 
 def _parse_integer(text: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     numbers, bad = _parse_number(text)
-    whole = np.isfinite(numbers) & (numbers == np.round(numbers))
+    # Beyond 2**53 a float no longer holds every integer; such a value is a broken cell, not a count.
+    whole = np.isfinite(numbers) & (numbers == np.round(numbers)) & (np.abs(numbers) < 2.0**53)
     bad = bad | ((text != "").to_numpy() & ~whole)
     return np.where(whole, numbers, 0).astype(np.int64), bad
 
@@ -375,8 +407,19 @@ def _check_rows(
             )
     inspected = frame["inspected"].to_numpy()
     finding_blank = blanks.get("finding", np.ones(len(frame), dtype=bool))
+    hs = frame["hs_code"].astype(str)
+    origin = frame["origin_country"].astype(str)
+    export = frame["export_country"].astype(str)
     checks = (
         (frame["customs_value"].to_numpy() < 0, "customs_value", "must not be negative"),
+        (frame["revenue_recovered"].to_numpy() < 0, "revenue_recovered", "must not be negative"),
+        (~hs.str.fullmatch(r"\d{6,10}").to_numpy(), "hs_code", "must be 6 to 10 digits"),
+        (~origin.str.fullmatch(r"[A-Z]{2}").to_numpy(), "origin_country", "must be an ISO 3166 alpha-2 code"),
+        (
+            ~(export.str.fullmatch(r"[A-Z]{2}") | (export == "")).to_numpy(),
+            "export_country",
+            "must be an ISO 3166 alpha-2 code or empty",
+        ),
         (inspected & finding_blank, "finding", "an inspected row needs its finding (1 or 0)"),
         (~frame["inspected"].to_numpy() & frame["finding"].to_numpy(), "finding", "a finding on a row not inspected"),
         (

@@ -64,7 +64,9 @@ class HistoryMapping:
         for canonical, column in self.columns.items():
             text = raw[column].astype(str).str.strip()
             if canonical in self.pad:
-                digits = text != ""
+                # Codes read as numbers upstream lost their leading zeros, maybe gained a ".0": pad digits only.
+                text = text.str.replace(r"^(\d+)\.0+$", r"\1", regex=True)
+                digits = text.str.fullmatch(r"\d+")
                 text = text.where(~digits, text.str.zfill(self.pad[canonical]))
             if canonical in self.date_formats:
                 text = self._dates(text, canonical, column, source, lines, problems)

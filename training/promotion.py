@@ -19,7 +19,7 @@ import numpy as np
 from features import FEATURE_NAMES
 from models import RiskModel, registry
 from models.risk_model import ModelSchemaError
-from training.evaluation import Evaluation, rate_label
+from training.evaluation import INSPECTION_RATES, Evaluation, rate_label
 from training.history import fingerprint
 from training.run import EvaluationWindow, code_version, evaluate_rows, load_window
 
@@ -76,17 +76,26 @@ def promote(
         raise ValueError(f"the target inspection rate must be in (0, 1], not {rate}")
     model = _load(tracking_uri, model_name, candidate, "candidate")
     champion = registry.resolve_alias(tracking_uri, model_name, alias)
+    if window.start is None:
+        raise PromotionRefused("give the first day of the judging window (--from): the whole file holds training rows")
+    trained_until = registry.trained_until(tracking_uri, model_name, candidate)
+    if trained_until is not None and window.start.isoformat() < trained_until:
+        raise PromotionRefused(
+            f"the judging window starts {window.start}, inside candidate v{candidate}'s training window "
+            f"(it trained on rows before {trained_until}); judge on later rows"
+        )
     if champion == str(candidate):
         raise PromotionRefused(f"{model_name} version {candidate} already is the {alias}")
     rows = load_window(window)
-    candidate_eval = evaluate_rows(model, rows)
+    rates = tuple(sorted({*INSPECTION_RATES, rate}))
+    candidate_eval = evaluate_rows(model, rows, rates)
     champion_eval = None
     label = rate_label(rate)
     new = candidate_eval.overall.at(rate).precision
     if champion is None:
         promoted, reason = True, f"no {alias} yet; candidate precision at {label} is {new:.4f}"
     else:
-        champion_eval = evaluate_rows(_load(tracking_uri, model_name, champion, alias), rows)
+        champion_eval = evaluate_rows(_load(tracking_uri, model_name, champion, alias), rows, rates)
         old = champion_eval.overall.at(rate).precision
         promoted = new > old and new - old >= margin  # strictly better, and by at least the margin
         verdict = "beats" if promoted else "does not beat"
@@ -95,6 +104,8 @@ def promote(
             f"by the margin {margin:.4f} on {len(rows)} labelled rows"
         )
     if promoted:
+        if champion is not None and champion not in registry.champion_history(tracking_uri, model_name):
+            registry.push_champion(tracking_uri, model_name, champion)  # set by alias alone (e.g. the demo)
         registry.set_alias(tracking_uri, model_name, alias, str(candidate))
         registry.push_champion(tracking_uri, model_name, str(candidate))
     log.info("%s: %s", "promoted" if promoted else "refused", reason)
@@ -129,7 +140,9 @@ def rollback(*, tracking_uri: str, model_name: str, to: str | None = None, alias
         raise PromotionRefused(f"{model_name} has no {alias} to roll back")
     history = registry.champion_history(tracking_uri, model_name)
     if to is None:
-        earlier = [v for v in history[:-1] if v != current]
+        # The champion recorded before the current one (the alias may have moved outside promote).
+        earlier = history[: history.index(current)] if current in history else history
+        earlier = [v for v in earlier if v != current]
         if not earlier:
             raise PromotionRefused(f"{model_name} has no earlier {alias} recorded to roll back to")
         to = earlier[-1]

@@ -8,6 +8,7 @@ validation window only; the test window is scored once, at the end, and never st
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import logging
@@ -27,7 +28,7 @@ from models.booster import DEFAULT_PARAMS
 from models.calibration import CalibrationMethod
 from training import plots
 from training.anomaly import anomaly_scores, fit_anomaly
-from training.evaluation import Evaluation, evaluate
+from training.evaluation import INSPECTION_RATES, Evaluation, evaluate
 from training.history import fingerprint, read_histories
 from training.mapping import HistoryMapping, load_mapping
 from training.train import TrainingDataError, inspected_rows, prepare_history, train_on_windows
@@ -154,12 +155,12 @@ def _scores(model: RiskModel, rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarra
     return model.predict_proba(matrix), matrix
 
 
-def evaluate_rows(model: RiskModel, rows: pd.DataFrame) -> Evaluation:
+def evaluate_rows(model: RiskModel, rows: pd.DataFrame, rates: Sequence[float] = INSPECTION_RATES) -> Evaluation:
     scores, _ = _scores(model, rows)
-    return evaluate_scores(scores, rows)
+    return evaluate_scores(scores, rows, rates)
 
 
-def evaluate_scores(scores: np.ndarray, rows: pd.DataFrame) -> Evaluation:
+def evaluate_scores(scores: np.ndarray, rows: pd.DataFrame, rates: Sequence[float] = INSPECTION_RATES) -> Evaluation:
     """The BACUDA figures of any score over labelled rows (revenue and random controls when present)."""
     revenue = rows["revenue_recovered"].to_numpy(dtype=np.float64)
     return evaluate(
@@ -167,12 +168,22 @@ def evaluate_scores(scores: np.ndarray, rows: pd.DataFrame) -> Evaluation:
         rows["finding"].to_numpy(dtype=np.int64),
         revenue=None if np.isnan(revenue).all() else np.nan_to_num(revenue),
         random_control=rows["random_control"].to_numpy(dtype=bool),
+        rates=rates,
     )
 
 
+Progress = Callable[[str, int, int], None]  # (stage, done, total): for progress bars
+
+
 def _fit(
-    train: pd.DataFrame, valid: pd.DataFrame, request: TrainingRequest, params: Mapping[str, Any], name: str = ""
+    train: pd.DataFrame,
+    valid: pd.DataFrame,
+    request: TrainingRequest,
+    params: Mapping[str, Any],
+    name: str = "",
+    progress: Progress | None = None,
 ) -> tuple[RiskModel, dict[str, float]]:
+    on_round = None if progress is None else functools.partial(progress, "boosting rounds")
     return train_on_windows(
         train,
         valid,
@@ -182,6 +193,7 @@ def _fit(
         calibration=request.calibration,
         params=params,
         name=name,
+        on_round=on_round,
     )
 
 
@@ -189,7 +201,7 @@ def tune(
     train: pd.DataFrame,
     valid: pd.DataFrame,
     request: TrainingRequest,
-    progress: Callable[[int, int], None] | None = None,
+    progress: Progress | None = None,
 ) -> dict[str, Any]:
     """Random search over SEARCH_SPACE, judged by average precision on the validation window only."""
     from sklearn.model_selection import ParameterSampler
@@ -204,7 +216,7 @@ def tune(
         if score > best[0]:
             best = (score, trial)
         if progress is not None:
-            progress(n, len(candidates))
+            progress("tuning on validation", n, len(candidates))
     return best[1]
 
 
@@ -215,7 +227,7 @@ def run_training(
     tracking_uri: str | None = None,
     experiment: str = DEFAULT_EXPERIMENT,
     artifact_location: str | None = None,
-    progress: Callable[[int, int], None] | None = None,
+    progress: Progress | None = None,
 ) -> TrainingResult:
     """Reads, checks, splits, trains and evaluates; logs and registers the model when tracking_uri is given.
 
@@ -226,7 +238,7 @@ def run_training(
     labelled = inspected_rows(history)
     train, valid, test = split_windows(labelled, request)
     params = tune(train, valid, request, progress) if request.tune_trials > 0 else dict(request.params)
-    model, fit_metrics = _fit(train, valid, request, params, model_name)
+    model, fit_metrics = _fit(train, valid, request, params, model_name, progress)
     validation = evaluate_rows(model, valid)
     tested = evaluate_rows(model, test) if test is not None else None
     window = history[history["lodgement_time"] < utc_day(request.valid_from)]  # every filing, inspected or not
@@ -263,7 +275,10 @@ def run_training(
     if tracking_uri is None:
         return result
     with tempfile.TemporaryDirectory(prefix="risk-train-") as tmp:
-        artifacts = _artifacts(model, valid, validation, Path(tmp))
+        # Plotted on the test window when there is one: the validation window calibrated the model,
+        # so its calibration plot would be calibrated by construction.
+        plotted = (test, tested) if test is not None and tested is not None else (valid, validation)
+        artifacts = _artifacts(model, plotted[0], plotted[1], Path(tmp))
         version = registry.log_and_register(
             model,
             tracking_uri=tracking_uri,
@@ -303,6 +318,7 @@ def _artifacts(model: RiskModel, valid: pd.DataFrame, validation: Evaluation, fo
     scores, matrix = _scores(model, valid)
     findings = valid["finding"].to_numpy(dtype=np.int64)
     revenue = valid["revenue_recovered"].to_numpy(dtype=np.float64)
+    revenue = np.nan_to_num(revenue)  # uninspected or unrecorded: nothing recovered
     features = folder / "features.json"
     features.write_text(json.dumps(list(model.feature_names), indent=1), encoding="utf-8")
     report = folder / "metrics.json"
@@ -312,7 +328,7 @@ def _artifacts(model: RiskModel, valid: pd.DataFrame, validation: Evaluation, fo
         features,
         report,
         plots.precision_recall_plot(scores, findings, folder),
-        plots.gain_curve_plot(scores, findings, folder, revenue=None if np.isnan(revenue).all() else revenue),
+        plots.gain_curve_plot(scores, findings, folder, revenue=revenue if revenue.any() else None),
         plots.calibration_plot(scores, findings, folder),
         plots.feature_importance_plot(list(model.feature_names), gains, folder),
         plots.shap_summary_plot(*_shap_sample(model, matrix), list(model.feature_names), folder),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -83,6 +83,7 @@ def train_on_windows(
     calibration: CalibrationMethod = "sigmoid",
     params: Mapping[str, Any] | None = None,
     name: str = "",
+    on_round: Callable[[int, int], None] | None = None,
 ) -> tuple[RiskModel, dict[str, float]]:
     """Fits on the training window; early stopping, calibration and the metrics use the validation window.
 
@@ -116,6 +117,7 @@ def train_on_windows(
         params=full_params,
         num_boost_round=num_boost_round,
         early_stopping_rounds=early_stopping_rounds,
+        on_round=on_round,
     )
     best = booster.current_iteration()
 

@@ -184,6 +184,46 @@ def test_promotion_gate_rejects_a_worse_challenger_and_rollback_restores(
     with pytest.raises(PromotionRefused, match="already is the champion"):
         promote(tracking_uri=uri, model_name=name, candidate=weak, window=window, rate=0.10, margin=0.01)
 
+    # Promote again after the rollback, at a rate outside the usual four, then roll back once more.
+    again = promote(tracking_uri=uri, model_name=name, candidate=strong, window=window, rate=0.03, margin=0.0)
+    assert again.promoted and again.candidate_evaluation.overall.at(0.03).n_selected > 0
+    assert rollback(tracking_uri=uri, model_name=name) == (strong, weak)
+
+    # The judging window must not overlap the candidate's training rows, and must be given.
+    early = EvaluationWindow((larger_history_csv,), start=date(2026, 2, 1))
+    with pytest.raises(PromotionRefused, match=r"inside candidate v.*'s training window"):
+        promote(tracking_uri=uri, model_name=name, candidate=strong, window=early, rate=0.10, margin=0.0)
+    with pytest.raises(PromotionRefused, match="--from"):
+        promote(
+            tracking_uri=uri,
+            model_name=name,
+            candidate=strong,
+            window=EvaluationWindow((larger_history_csv,)),
+            rate=0.10,
+            margin=0.0,
+        )
+
+
+def test_a_champion_set_by_alias_alone_is_recorded_so_rollback_finds_it(history_csv: Path, tmp_path: Path) -> None:
+    from training.promotion import promote, rollback
+    from training.run import EvaluationWindow
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    first = run_training(
+        TrainingRequest((history_csv,), date(2026, 3, 1), num_boost_round=5), model_name="m", tracking_uri=uri
+    )
+    second = run_training(
+        TrainingRequest((history_csv,), date(2026, 3, 1), num_boost_round=40), model_name="m", tracking_uri=uri
+    )
+    assert first.version and second.version
+    registry.set_alias(uri, "m", "champion", first.version)  # as the demo champion is set
+    window = EvaluationWindow((history_csv,), start=date(2026, 3, 1))
+    decision = promote(tracking_uri=uri, model_name="m", candidate=second.version, window=window, rate=0.5, margin=0.0)
+    if decision.promoted:
+        assert rollback(tracking_uri=uri, model_name="m") == (second.version, first.version)
+    else:  # a tiny history can leave them tied; the bookkeeping is then untouched
+        assert registry.resolve_alias(uri, "m", "champion") == first.version
+
 
 def test_a_model_with_other_features_is_refused_at_promotion(history_csv: Path, tmp_path: Path) -> None:
     import lightgbm as lgb
@@ -212,14 +252,22 @@ def test_a_model_with_other_features_is_refused_at_promotion(history_csv: Path, 
     assert registry.resolve_alias(uri, "alien", "champion") is None
 
 
-def test_cli_promote_exit_codes(history_csv: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cli_promote_exit_codes(
+    history_csv: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setenv("RISK_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("RISK_MODEL__NAME", "cli-gate")
     assert main(["train", str(history_csv), "--valid-from", "2026-03-15"]) == 0
     assert main(["promote", "1", str(history_csv), "--from", "2026-03-15"]) == 0
-    assert main(["promote", "1", str(history_csv), "--from", "2026-03-15"]) == 2  # already champion
-    assert main(["promote", "7", str(history_csv)]) == 2  # no such version
-    assert main(["rollback"]) == 2  # nothing earlier
+    assert "promoted: no champion yet" in capsys.readouterr().out
+    assert main(["promote", "1", str(history_csv), "--from", "2026-03-15"]) == 2
+    assert "already is the champion" in capsys.readouterr().err
+    assert main(["promote", "7", str(history_csv), "--from", "2026-03-15"]) == 2
+    assert "version 7 is not registered" in capsys.readouterr().err
+    assert main(["promote", "1", str(history_csv), "--from", "2026-03-15", "--rate", "7"]) == 2
+    assert "--rate must be in (0, 1]" in capsys.readouterr().err
+    assert main(["rollback"]) == 2
+    assert "no earlier champion recorded" in capsys.readouterr().err
 
 
 def test_cli_rules_backtest_reports_channels_and_precision(

@@ -176,3 +176,60 @@ def test_the_documented_schema_is_the_one_in_code() -> None:
 
     documented = (Path(__file__).parents[2] / "docs" / "history_schema.md").read_text(encoding="utf-8")
     assert documented == schema_markdown(), "run: .venv/bin/python -m training.history > docs/history_schema.md"
+
+
+def test_codes_amounts_and_counts_out_of_shape_are_refused(tmp_path: Path) -> None:
+    header = (
+        "declaration_id,item_number,lodgement_time,hs_code,origin_country,customs_value,inspected,finding,"
+        "revenue_recovered\n"
+    )
+    with pytest.raises(HistoryError, match=r":2: column 'item_number': '1e30' is not a whole number"):
+        read_history(write(tmp_path, header + "D2,1e30,2026-01-01,847130,CN,1,1,1,5\n", "big.csv"))
+    rows = "D1,1,2026-01-01,8471,CN,1,1,1,5\nD2,1,2026-01-01,847130,China,1,1,1,5\nD3,1,2026-01-01,847130,CN,1,1,1,-5\n"
+    with pytest.raises(HistoryError) as err:
+        read_history(write(tmp_path, header + rows))
+    text = "\n".join(problems(err))
+    assert ":2: column 'hs_code': must be 6 to 10 digits" in text
+    assert ":3: column 'origin_country': must be an ISO 3166 alpha-2 code" in text
+    assert ":4: column 'revenue_recovered': must not be negative" in text
+
+
+def test_line_numbers_count_the_lines_of_quoted_multi_line_cells(tmp_path: Path) -> None:
+    header = "declaration_id,lodgement_time,hs_code,origin_country,customs_value,inspected,finding,importer_id\n"
+    rows = 'D1,2026-01-01,847130,CN,1,1,0,"ACME\nTRADING"\nD2,2026-01-02,847130,CN,lots,1,0,X\n'
+    with pytest.raises(HistoryError) as err:
+        read_history(write(tmp_path, header + rows))
+    assert problems(err) == [f"{tmp_path / 'history.csv'}:4: column 'customs_value': 'lots' is not a number"]
+
+
+def test_parquet_with_typed_columns_and_gaps_reads_like_its_csv(tmp_path: Path) -> None:
+    frame = pd.DataFrame(
+        {
+            "declaration_id": ["D1", "D2"],
+            "lodgement_time": pd.to_datetime(["2026-01-01", "2026-01-02"], utc=True),
+            "hs_code": ["847130", "020130"],
+            "origin_country": ["CN", "AU"],
+            "customs_value": [1.5, 2.0],
+            "inspected": [1.0, 0.0],
+            "finding": [1.0, float("nan")],  # how pandas stores a flag with a gap
+            "transport_mode": [1.0, float("nan")],
+        }
+    )
+    frame.to_parquet(tmp_path / "typed.parquet")
+    history = read_history(tmp_path / "typed.parquet")
+    assert history["finding"].tolist() == [True, False]
+    assert history["transport_mode"].tolist() == [1, 0]
+    assert history["lodgement_time"].tolist() == list(frame["lodgement_time"])
+
+
+def test_padding_touches_digits_only_and_drops_a_float_tail(tmp_path: Path) -> None:
+    mapping = write(
+        tmp_path,
+        "columns:\n  declaration_id: ID\n  lodgement_time: Day\n  hs_code: HS\n  origin_country: Origin\n"
+        "  customs_value: Value\nconstants:\n  inspected: 0\npad:\n  hs_code: 6\n",
+        "mapping.yaml",
+    )
+    history = write(tmp_path, "ID,Day,HS,Origin,Value\nA,2026-01-02,20130.0,AU,5\nB,2026-01-03,AB12,CN,5\n")
+    with pytest.raises(HistoryError) as err:
+        read_history(history, load_mapping(mapping))
+    assert problems(err) == [f"{history}:3: column 'hs_code': must be 6 to 10 digits"]

@@ -166,7 +166,11 @@ def test_risk_data_generate_writes_history_that_reads_back_with_drift_and_label_
     assert recovered[history["finding"]].ge(0).all() and recovered[history["finding"]].gt(0).mean() > 0.9
     assert recovered[~history["inspected"]].isna().all()
     late = history["lodgement_time"] >= pd.Timestamp("2025-07-02", tz="UTC")  # the window's second half
-    assert history.loc[late, "finding"].mean() > 1.2 * history.loc[~late, "finding"].mean()  # drift
+    # Drift: the late half finds more than the same world without drift does (which also rises a little,
+    # as shell importers accumulate).
+    still = generate_history(20000, seed=3, start=date(2025, 1, 1), days=365)
+    still_late = still["lodgement_time"] >= pd.Timestamp("2025-07-02", tz="UTC")
+    assert history.loc[late, "finding"].mean() > 1.1 * still.loc[still_late, "finding"].mean()
     assert (history.loc[late, "export_country"] == "KH").any() and not (
         history.loc[~late, "export_country"] == "KH"
     ).any()
