@@ -50,7 +50,7 @@ SEARCH_SPACE: Mapping[str, Sequence[Any]] = {
 }
 
 
-SHAP_SAMPLE_ROWS = 2000
+SHAP_SAMPLE_ROWS = 500
 
 
 class WindowError(ValueError):
@@ -337,7 +337,7 @@ def _artifacts(model: RiskModel, valid: pd.DataFrame, validation: Evaluation, fo
 
 def _shap_sample(model: RiskModel, matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """SHAP values of a seeded sample of rows, on every core: TreeSHAP of a large model costs ~10 ms a row,
-    and a summary plot of SHAP_SAMPLE_ROWS rows shows the same distribution as one of all of them."""
+    and a summary plot of SHAP_SAMPLE_ROWS rows shows the distribution that one of all of them would."""
     rows = np.random.default_rng(0).permutation(matrix.shape[0])[:SHAP_SAMPLE_ROWS]
     sample = matrix[np.sort(rows)]
     contributions = np.asarray(model.booster.predict(sample, pred_contrib=True), dtype=np.float64)
