@@ -267,7 +267,7 @@ def _to_canonical(raw: pd.DataFrame, source: str) -> pd.DataFrame:
             out[column.name] = _filled(column, len(raw))
             continue
         text = raw[column.name].astype(str).str.strip()
-        values, bad = _PARSERS[column.kind](text)
+        values, bad = PARSERS[column.kind](text)
         blank = blanks[column.name] = (text == "").to_numpy()
         if column.required or column.kind == "time":
             bad = bad | blank
@@ -336,14 +336,14 @@ def _parse_time(text: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     return times.to_numpy(), times.isna().to_numpy()
 
 
-_PARSERS: dict[Kind, Callable[[pd.Series], tuple[np.ndarray, np.ndarray]]] = {
+PARSERS: dict[Kind, Callable[[pd.Series], tuple[np.ndarray, np.ndarray]]] = {
     "text": _parse_text,
     "number": _parse_number,
     "integer": _parse_integer,
     "flag": _parse_flag,
     "time": _parse_time,
 }
-_EXPECTED: dict[Kind, str] = {
+EXPECTED: dict[Kind, str] = {
     "text": "text",
     "number": "a number",
     "integer": "a whole number",
@@ -362,7 +362,7 @@ def _report(
 ) -> None:
     def message(i: int) -> str:
         shown = text.iloc[i]
-        return "required value is empty" if shown == "" else f"'{shown[:40]}' is not {_EXPECTED[column.kind]}"
+        return "required value is empty" if shown == "" else f"'{shown[:40]}' is not {EXPECTED[column.kind]}"
 
     report_rows(problems, source, column.name, lines, bad, message)
 

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import yaml
 
-from training.history import COLUMNS_BY_NAME, HistoryError, HistoryProblem, report_rows
+from training.history import COLUMNS_BY_NAME, EXPECTED, PARSERS, HistoryError, HistoryProblem, report_rows
 
 if TYPE_CHECKING:
     import pandas as pd  # type: ignore[import-untyped]  # no pandas-stubs in the venv
@@ -129,9 +129,16 @@ def mapping_path(name_or_path: str) -> Path:
     return shipped if "/" not in name_or_path and shipped.is_file() else Path(name_or_path)
 
 
+def shipped_mappings() -> list[str]:
+    return sorted(p.stem for p in MAPPINGS_DIR.glob("*.yaml"))
+
+
 def load_mapping(path: Path) -> HistoryMapping:
     """Reads and checks a mapping file; raises HistoryError naming every problem's file and line."""
     source = str(path)
+    if not path.is_file():
+        known = ", ".join(shipped_mappings())
+        raise HistoryError([HistoryProblem(source, 0, "", f"no such mapping file (shipped mappings: {known})")])
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as err:
@@ -161,10 +168,16 @@ class _Reader:
             self.error(node, f"{what} must be a mapping")
             return []
         out: list[tuple[yaml.Node, yaml.Node]] = []
+        seen: dict[str, int] = {}
         for key, value in node.value:
             if not isinstance(key, yaml.ScalarNode) or not isinstance(value, yaml.ScalarNode | yaml.MappingNode):
                 self.error(key, f"{what}: keys must be names and values plain values")
                 continue
+            line = int(key.start_mark.line) + 1
+            if str(key.value) in seen:  # YAML would keep the last silently
+                self.error(key, f"{what}: '{key.value}' is given twice (first at line {seen[str(key.value)]})")
+                continue
+            seen[str(key.value)] = line
             out.append((key, value))
         return out
 
@@ -196,6 +209,7 @@ class _Reader:
         date_formats = self.strings(sections.get("date_formats"), "date_formats")
         pad = self.widths(sections.get("pad"))
         codes = self.code_lists(sections.get("codes"))
+        self.check_constants(sections.get("constants"), constants)
         for canonical in sorted(set(columns) & set(constants)):
             self.error(sections["constants"], f"constants: '{canonical}' is also mapped to a column")
         for section, names in (("date_formats", date_formats), ("pad", pad), ("codes", codes)):
@@ -215,6 +229,17 @@ class _Reader:
             codes=codes,
             path=self.source,
         )
+
+    def check_constants(self, node: yaml.Node | None, constants: dict[str, str]) -> None:
+        """A constant must be a value of its column's type: a broken one would fail every history row."""
+        import pandas as pd  # type: ignore[import-untyped]  # no pandas-stubs in the venv
+
+        for canonical, value in constants.items():
+            _, bad = PARSERS[COLUMNS_BY_NAME[canonical].kind](pd.Series([value]))
+            if bad.any():
+                self.error(
+                    node, f"constants: '{value}' is not {EXPECTED[COLUMNS_BY_NAME[canonical].kind]} ({canonical})"
+                )
 
     def strings(self, node: yaml.Node | None, section: str) -> dict[str, str]:
         if node is None:

@@ -233,3 +233,18 @@ def test_padding_touches_digits_only_and_drops_a_float_tail(tmp_path: Path) -> N
     with pytest.raises(HistoryError) as err:
         read_history(history, load_mapping(mapping))
     assert problems(err) == [f"{history}:3: column 'hs_code': must be 6 to 10 digits"]
+
+
+def test_mapping_keys_given_twice_bad_constants_and_unknown_names_are_refused(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "columns:\n  declaration_id: ID\n  declaration_id: Other\nconstants:\n  inspected: maybe\n",
+        "mapping.yaml",
+    )
+    with pytest.raises(HistoryError) as err:
+        load_mapping(path)
+    text = "\n".join(problems(err))
+    assert f"{path}:3: columns: 'declaration_id' is given twice (first at line 2)" in text
+    assert "constants: 'maybe' is not a flag (1/0, true/false, yes/no) (inspected)" in text
+    with pytest.raises(HistoryError, match=r"no such mapping file \(shipped mappings: kcs\)"):
+        load_mapping(mapping_path("kcx"))
