@@ -14,14 +14,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from features import FEATURE_NAMES
 from models import RiskModel, registry
 from models.risk_model import ModelSchemaError
 from training.evaluation import INSPECTION_RATES, Evaluation, rate_label
-from training.history import fingerprint
-from training.run import EvaluationWindow, code_version, evaluate_rows, load_window
+from training.run import EvaluationWindow, evaluate_rows, load_window, record_run
 
 log = logging.getLogger(__name__)
 
@@ -171,22 +168,17 @@ def _record(
     evaluations: dict[str, Evaluation | None],
     histories: Sequence[Path],
 ) -> str:
-    import mlflow
-
-    mlflow.set_tracking_uri(tracking_uri)
-    experiment_id = registry.ensure_experiment(tracking_uri, PROMOTION_EXPERIMENT)
-    with mlflow.start_run(experiment_id=experiment_id) as run:
-        tags = {
-            "risk.model_name": model_name,
-            "risk.decision": decision,
-            "risk.reason": reason,
-            "risk.code_version": code_version(),
-        }
-        if histories:
-            tags["risk.dataset_sha256"] = fingerprint(histories)
-        mlflow.set_tags(tags)
-        mlflow.log_params({k: str(v) for k, v in params.items()})
-        for prefix, evaluation in evaluations.items():
-            if evaluation is not None:
-                mlflow.log_metrics({f"{prefix}{k}": v for k, v in evaluation.metrics().items() if np.isfinite(v)})
-    return str(run.info.run_id)
+    metrics = {
+        f"{prefix}{k}": v
+        for prefix, evaluation in evaluations.items()
+        if evaluation is not None
+        for k, v in evaluation.metrics().items()
+    }
+    return record_run(
+        tracking_uri,
+        PROMOTION_EXPERIMENT,
+        tags={"risk.model_name": model_name, "risk.decision": decision, "risk.reason": reason},
+        params=params,
+        metrics=metrics,
+        histories=histories,
+    )

@@ -160,13 +160,18 @@ def evaluate_rows(model: RiskModel, rows: pd.DataFrame, rates: Sequence[float] =
     return evaluate_scores(scores, rows, rates)
 
 
+def _revenue(rows: pd.DataFrame) -> np.ndarray | None:
+    """Recovered revenue per row (a gap: nothing recovered), or None when the history records none."""
+    revenue = rows["revenue_recovered"].to_numpy(dtype=np.float64)
+    return None if np.isnan(revenue).all() else np.nan_to_num(revenue)
+
+
 def evaluate_scores(scores: np.ndarray, rows: pd.DataFrame, rates: Sequence[float] = INSPECTION_RATES) -> Evaluation:
     """The BACUDA figures of any score over labelled rows (revenue and random controls when present)."""
-    revenue = rows["revenue_recovered"].to_numpy(dtype=np.float64)
     return evaluate(
         scores,
         rows["finding"].to_numpy(dtype=np.int64),
-        revenue=None if np.isnan(revenue).all() else np.nan_to_num(revenue),
+        revenue=_revenue(rows),
         random_control=rows["random_control"].to_numpy(dtype=bool),
         rates=rates,
     )
@@ -317,8 +322,6 @@ def _artifacts(model: RiskModel, valid: pd.DataFrame, validation: Evaluation, fo
     """Evaluation plots of the rows (the validation window, for a training run), the feature list, the metrics."""
     scores, matrix = _scores(model, valid)
     findings = valid["finding"].to_numpy(dtype=np.int64)
-    revenue = valid["revenue_recovered"].to_numpy(dtype=np.float64)
-    revenue = np.nan_to_num(revenue)  # uninspected or unrecorded: nothing recovered
     features = folder / "features.json"
     features.write_text(json.dumps(list(model.feature_names), indent=1), encoding="utf-8")
     report = folder / "metrics.json"
@@ -328,7 +331,7 @@ def _artifacts(model: RiskModel, valid: pd.DataFrame, validation: Evaluation, fo
         features,
         report,
         plots.precision_recall_plot(scores, findings, folder),
-        plots.gain_curve_plot(scores, findings, folder, revenue=revenue if revenue.any() else None),
+        plots.gain_curve_plot(scores, findings, folder, revenue=_revenue(valid)),
         plots.calibration_plot(scores, findings, folder),
         plots.feature_importance_plot(list(model.feature_names), gains, folder),
         plots.shap_summary_plot(*_shap_sample(model, matrix), list(model.feature_names), folder),
@@ -389,35 +392,56 @@ def run_evaluation(
     evaluation = evaluate_rows(model, labelled)
     if tracking_uri is None:
         return EvaluationResult(evaluation, len(labelled), None)
-    import mlflow
-
-    mlflow.set_tracking_uri(tracking_uri)
-    experiment_id = registry.ensure_experiment(tracking_uri, experiment, artifact_location)
-    with (
-        tempfile.TemporaryDirectory(prefix="risk-evaluate-") as tmp,
-        mlflow.start_run(experiment_id=experiment_id) as run,
-    ):
-        mlflow.set_tags(
-            {
-                "risk.model_name": model.name,
-                "risk.model_version": str(model.version),
-                "risk.dataset_sha256": fingerprint(histories),
-                "risk.code_version": code_version(),
-            }
-        )
-        mlflow.log_params(
-            {
+    with tempfile.TemporaryDirectory(prefix="risk-evaluate-") as tmp:
+        run_id = record_run(
+            tracking_uri,
+            experiment,
+            artifact_location=artifact_location,
+            tags={"risk.model_name": model.name, "risk.model_version": str(model.version)},
+            params={
                 "history_files": ",".join(p.name for p in histories),
                 "mapping": str(window.mapping or ""),
                 "from": start.isoformat() if start else "",
                 "until": until.isoformat() if until else "",
                 "rows": len(labelled),
-            }
+            },
+            metrics=evaluation.metrics(),
+            histories=histories,
+            artifacts=_artifacts(model, labelled, evaluation, Path(tmp)),
         )
-        mlflow.log_metrics({k: v for k, v in evaluation.metrics().items() if np.isfinite(v)})
-        for path in _artifacts(model, labelled, evaluation, Path(tmp)):
+    return EvaluationResult(evaluation, len(labelled), run_id)
+
+
+def record_run(
+    tracking_uri: str,
+    experiment: str,
+    *,
+    tags: Mapping[str, str],
+    params: Mapping[str, object],
+    metrics: Mapping[str, float],
+    histories: Sequence[Path] = (),
+    artifacts: Sequence[Path] = (),
+    artifact_location: str | None = None,
+) -> str:
+    """One MLflow run without a model (an evaluation, a promotion decision); returns its id.
+
+    Adds the code version and, when histories are given, their fingerprint; leaves out undefined
+    (NaN) metrics, which MLflow cannot compare.
+    """
+    import mlflow
+
+    mlflow.set_tracking_uri(tracking_uri)
+    experiment_id = registry.ensure_experiment(tracking_uri, experiment, artifact_location)
+    with mlflow.start_run(experiment_id=experiment_id) as run:
+        recorded = {**tags, "risk.code_version": code_version()}
+        if histories:
+            recorded["risk.dataset_sha256"] = fingerprint(histories)
+        mlflow.set_tags(recorded)
+        mlflow.log_params({k: str(v) for k, v in params.items()})
+        mlflow.log_metrics({k: v for k, v in metrics.items() if np.isfinite(v)})
+        for path in artifacts:
             mlflow.log_artifact(str(path), artifact_path="evaluation")
-    return EvaluationResult(evaluation, len(labelled), str(run.info.run_id))
+    return str(run.info.run_id)
 
 
 __all__ = [

@@ -204,25 +204,57 @@ def test_promotion_gate_rejects_a_worse_challenger_and_rollback_restores(
         )
 
 
-def test_a_champion_set_by_alias_alone_is_recorded_so_rollback_finds_it(history_csv: Path, tmp_path: Path) -> None:
+def test_a_champion_set_by_alias_alone_is_recorded_so_rollback_finds_it(
+    larger_history_csv: Path, tmp_path: Path
+) -> None:
     from training.promotion import promote, rollback
     from training.run import EvaluationWindow
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    first = run_training(
-        TrainingRequest((history_csv,), date(2026, 3, 1), num_boost_round=5), model_name="m", tracking_uri=uri
+
+    def train(rounds: int, **params: object) -> str:
+        request = TrainingRequest((larger_history_csv,), date(2026, 3, 1), num_boost_round=rounds, params=params)
+        version = run_training(request, model_name="m", tracking_uri=uri).version
+        assert version is not None
+        return version
+
+    weak, strong = train(1, num_leaves=2), train(120)
+    registry.set_alias(uri, "m", "champion", weak)  # as the demo champion is set: no promotion recorded it
+    window = EvaluationWindow((larger_history_csv,), start=date(2026, 3, 1))
+
+    decision = promote(tracking_uri=uri, model_name="m", candidate=strong, window=window, rate=0.10, margin=0.01)
+
+    assert decision.promoted, decision.reason
+    assert registry.champion_history(uri, "m") == [weak, strong]
+    assert rollback(tracking_uri=uri, model_name="m") == (strong, weak)
+
+
+def test_tuning_searches_settings_on_the_validation_window_only(history_csv: Path) -> None:
+    from training.run import SEARCH_SPACE
+
+    request = TrainingRequest((history_csv,), date(2026, 3, 1), num_boost_round=40, tune_trials=3, seed=2)
+    stages: list[tuple[str, int, int]] = []
+
+    result = run_training(request, model_name="tuned", progress=lambda *a: stages.append(a))
+
+    assert ("tuning on validation", 3, 3) in stages
+    assert any(stage == "boosting rounds" for stage, _, _ in stages)
+    chosen = {k: result.params[k] for k in SEARCH_SPACE}
+    assert all(value in SEARCH_SPACE[k] for k, value in chosen.items())
+    assert result.params["tune_trials"] == 3
+
+    # The test window never steers: with one after the same validation window, the search chooses
+    # the same settings and the validation figures are the same as when those rows are cut off.
+    with_test = TrainingRequest(
+        (history_csv,), date(2026, 3, 1), test_from=date(2026, 4, 1), num_boost_round=40, tune_trials=3, seed=2
     )
-    second = run_training(
-        TrainingRequest((history_csv,), date(2026, 3, 1), num_boost_round=40), model_name="m", tracking_uri=uri
+    without = TrainingRequest(
+        (history_csv,), date(2026, 3, 1), until=date(2026, 4, 1), num_boost_round=40, tune_trials=3, seed=2
     )
-    assert first.version and second.version
-    registry.set_alias(uri, "m", "champion", first.version)  # as the demo champion is set
-    window = EvaluationWindow((history_csv,), start=date(2026, 3, 1))
-    decision = promote(tracking_uri=uri, model_name="m", candidate=second.version, window=window, rate=0.5, margin=0.0)
-    if decision.promoted:
-        assert rollback(tracking_uri=uri, model_name="m") == (second.version, first.version)
-    else:  # a tiny history can leave them tied; the bookkeeping is then untouched
-        assert registry.resolve_alias(uri, "m", "champion") == first.version
+    a, b = run_training(with_test, model_name="t"), run_training(without, model_name="t")
+    assert a.rows["test"] > 0 and b.rows["test"] == 0
+    assert {k: a.params[k] for k in SEARCH_SPACE} == {k: b.params[k] for k in SEARCH_SPACE}
+    assert a.validation.metrics() == b.validation.metrics()
 
 
 def test_a_model_with_other_features_is_refused_at_promotion(history_csv: Path, tmp_path: Path) -> None:
