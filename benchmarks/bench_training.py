@@ -13,7 +13,7 @@ The KCS folder is --kcs-dir, else $RISK_KCS_DIR, else ../shared/data/kcs beside 
 Every run is a spawned child process that imports the pipeline, calls run_training with a fresh
 SQLite MLflow store, and reports its own peak RSS, so memory is per run and imports are cold, as
 for `risk train`. Phases are timed by wrapping the functions run_training calls, in the child only:
-read+check (read_histories), prepare (importer history, labelled rows, windows), fit (features,
+read+check (read_histories), prepare (entity history, labelled rows, windows), fit (features,
 boosting with early stopping, calibration), eval+log (scoring, the anomaly score where the code has
 one, plots, SHAP, MLflow logging and registration). Total adds the imports. A run that raises is
 printed with its error and its timings so far, and left out of the medians. Generating the

@@ -9,7 +9,16 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from features.codes import country_code, parse_hs, unit_code
-from features.schema import FEATURE_INDEX, FEATURE_NAMES, RAW_COLUMNS
+from features.schema import (
+    ENTITY_COLUMNS,
+    ENTITY_COUNT_FEATURES,
+    ENTITY_FINDING_COLUMNS,
+    ENTITY_KINDS,
+    ENTITY_RATE_FEATURES,
+    FEATURE_INDEX,
+    FEATURE_NAMES,
+    RAW_COLUMNS,
+)
 from features.state import FeatureState
 
 if TYPE_CHECKING:
@@ -19,14 +28,25 @@ NAN = math.nan
 _F = FEATURE_INDEX
 _N_FEATURES = len(FEATURE_NAMES)
 _NUMERIC_COLUMNS = tuple(k for k, kind in RAW_COLUMNS.items() if kind != "str")
-_PASS_THROUGH = _NUMERIC_COLUMNS[5:]  # copied as they are; contiguous in both RAW_COLUMNS and FEATURE_NAMES
+# Copied as they are; contiguous in both RAW_COLUMNS and FEATURE_NAMES. The entity history after
+# them is picked (ENTITY_COUNT_FEATURES) and its findings become finding rates.
+_ENTITY_START = _NUMERIC_COLUMNS.index(ENTITY_COLUMNS[0])
+_PASS_THROUGH = _NUMERIC_COLUMNS[5:_ENTITY_START]
+_COUNT_ROWS = [_NUMERIC_COLUMNS.index(name) for name in ENTITY_COUNT_FEATURES]
+_COUNT_START = FEATURE_INDEX[ENTITY_COUNT_FEATURES[0]]
+_INSPECTION_ROWS = [_NUMERIC_COLUMNS.index(f"{kind}_prior_inspections") for kind in ENTITY_KINDS]
+_FINDING_ROWS = [_NUMERIC_COLUMNS.index(name) for name in ENTITY_FINDING_COLUMNS]
+_RATE_START = FEATURE_INDEX[ENTITY_RATE_FEATURES[0]]
 # Days to expiry turn negative once a cited permit has expired, which is the signal itself; the
 # sweep that reads other negative numbers as missing skips it.
 _SIGNED_ROW = _NUMERIC_COLUMNS.index("permit_days_to_expiry")
 _PASS_START = _F[_PASS_THROUGH[0]]
 _CODED_START = _F["hs_chapter"]
 assert _NUMERIC_COLUMNS[:5] == ("customs_value", "net_mass_kg", "gross_mass_kg", "quantity", "duties_and_taxes")
+assert _NUMERIC_COLUMNS[_ENTITY_START:] == ENTITY_COLUMNS
 assert FEATURE_NAMES[_PASS_START : _PASS_START + len(_PASS_THROUGH)] == _PASS_THROUGH
+assert FEATURE_NAMES[_COUNT_START:_RATE_START] == ENTITY_COUNT_FEATURES
+assert FEATURE_NAMES[_RATE_START:] == ENTITY_RATE_FEATURES
 assert FEATURE_NAMES[_CODED_START : _CODED_START + 7] == (
     "hs_chapter",
     "hs_heading",
@@ -47,7 +67,7 @@ def build_feature_matrix(columns: Mapping[str, np.ndarray], state: FeatureState 
     row for codes and HS bands, so it is cheap for one row on the request path (a few dozen numpy
     calls, no per-feature branches) and for a million rows in training. It fills the transposed
     matrix (one feature per row) because whole-row writes are the cheap ones. Without a state the
-    HS band features are NaN.
+    HS band features and the entity finding rates are NaN.
     """
     try:
         hs_codes = columns["hs_code"]
@@ -77,7 +97,12 @@ def build_feature_matrix(columns: Mapping[str, np.ndarray], state: FeatureState 
         out[_F["log_value_per_unit"]] = log_value - np.log(quantity)
         out[_F["tax_per_value"]] = duties / value
         out[_F["gross_net_ratio"]] = gross / net
-        out[_PASS_START : _PASS_START + len(_PASS_THROUGH)] = num[5:]
+        out[_PASS_START : _PASS_START + len(_PASS_THROUGH)] = num[5:_ENTITY_START]
+        out[_COUNT_START:_RATE_START] = num[_COUNT_ROWS]
+        outcomes = state.outcomes if state is not None else None
+        if outcomes is not None:  # smoothed toward the prior, so a single inspection does not read as 0 % or 100 %
+            m, p0 = outcomes.prior.strength, outcomes.prior.rate
+            out[_RATE_START:] = (num[_FINDING_ROWS] + m * p0) / (num[_INSPECTION_ROWS] + m)
 
         coded = out[_CODED_START : _CODED_START + 7]
         for i in range(n):

@@ -5,6 +5,28 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import MappingProxyType
 
+# importer; declarant (broker); HS6 by country of origin (a trade lane); customs office by importer
+ENTITY_KINDS: tuple[str, ...] = ("importer", "declarant", "hs_origin", "office_importer")
+# Per kind, point in time (features.entity_history): declarations with the same key lodged strictly
+# before this one; days since the first of them (NaN when new); inspections and findings among them
+# whose outcome was known before this one (NaN without a key: nothing to look up).
+ENTITY_COUNT_COLUMNS: tuple[str, ...] = tuple(
+    f"{kind}_{what}" for kind in ENTITY_KINDS for what in ("prior_filings", "days_known", "prior_inspections")
+)
+ENTITY_FINDING_COLUMNS: tuple[str, ...] = tuple(f"{kind}_prior_findings" for kind in ENTITY_KINDS)
+ENTITY_COLUMNS: tuple[str, ...] = ENTITY_COUNT_COLUMNS + ENTITY_FINDING_COLUMNS
+# What the model reads of them. Counts of filings and days known of the declarant, trade lane and
+# office pair are left out: everyone's history starts where the data starts, so they grow with the
+# calendar, and on the KCS data they taught the model the date (validation AUC 0.898 -> 0.867 and
+# precision at 10 % 0.904 -> 0.863 with them). Their inspections and finding rates do not drift so.
+ENTITY_COUNT_FEATURES: tuple[str, ...] = (
+    "importer_prior_filings",
+    "importer_days_known",
+    *(f"{kind}_prior_inspections" for kind in ENTITY_KINDS),
+)
+# Smoothed toward the training window's finding rate (FeatureState.outcomes.prior); NaN without it.
+ENTITY_RATE_FEATURES: tuple[str, ...] = tuple(f"{kind}_finding_rate" for kind in ENTITY_KINDS)
+
 RAW_COLUMNS: Mapping[str, str] = MappingProxyType(
     {
         "hs_code": "str",  # 6-10 digits, national subheadings allowed
@@ -28,8 +50,7 @@ RAW_COLUMNS: Mapping[str, str] = MappingProxyType(
         # NaN when no cited permit has an end
         "permit_days_to_expiry": "float",
         "item_count": "int",  # goods items in the declaration
-        "importer_prior_filings": "float",  # declarations by this importer strictly before this one
-        "importer_days_known": "float",  # days since the importer was first seen; NaN when new
+        **{column: "float" for column in ENTITY_COLUMNS},  # entity history, see above
     }
 )
 
@@ -52,7 +73,8 @@ FEATURE_NAMES: tuple[str, ...] = (
     "export_code",
     "origin_differs_from_export",
     "quantity_unit_code",
-    # raw numbers passed through, in RAW_COLUMNS order (build_feature_matrix copies them as one block)
+    # raw numbers passed through, in RAW_COLUMNS order (build_feature_matrix copies them as one block),
+    # then the entity history
     "transport_mode",
     "declaration_type",
     "aeo_status",
@@ -61,8 +83,8 @@ FEATURE_NAMES: tuple[str, ...] = (
     "permit_balance_used",
     "permit_days_to_expiry",  # the one signed raw number: negative means cited after expiry
     "item_count",
-    "importer_prior_filings",
-    "importer_days_known",
+    *ENTITY_COUNT_FEATURES,
+    *ENTITY_RATE_FEATURES,
 )
 
 CATEGORICAL_FEATURES: tuple[str, ...] = (

@@ -1,4 +1,4 @@
-"""What features learn from the training window: HS reference bands of log value per kg."""
+"""What features learn from history: HS reference bands of log value per kg, and entity outcomes."""
 
 from __future__ import annotations
 
@@ -10,8 +10,10 @@ from typing import Any
 import numpy as np
 
 from features.codes import parse_hs
+from features.entity_history import EntityOutcomes
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+_READABLE_VERSIONS = (1, 2)  # 1: bands only, from before entity outcomes
 _MAD_TO_SIGMA = 1.4826  # MAD of a normal distribution times this is its standard deviation
 
 
@@ -25,7 +27,10 @@ class UnitValueBand:
 
 
 class FeatureState:
-    """HS6 bands, HS4 fallback bands and a global band; fitted on the training window only."""
+    """HS6 bands, HS4 fallback bands and a global band, fitted on the training window only; and the
+    entity outcomes (inspections and findings per importer, broker, trade lane) serving reads finding
+    rates from, as known when the model was trained. None when the model predates them.
+    """
 
     def __init__(
         self,
@@ -35,12 +40,19 @@ class FeatureState:
         *,
         min_count: int,
         min_scale: float,
+        outcomes: EntityOutcomes | None = None,
     ) -> None:
         self.hs6 = dict(hs6)
         self.hs4 = dict(hs4)
         self.global_band = global_band
         self.min_count = min_count
         self.min_scale = min_scale
+        self.outcomes = outcomes
+
+    def with_outcomes(self, outcomes: EntityOutcomes | None) -> FeatureState:
+        return FeatureState(
+            self.hs6, self.hs4, self.global_band, min_count=self.min_count, min_scale=self.min_scale, outcomes=outcomes
+        )
 
     @classmethod
     def fit(cls, columns: Mapping[str, np.ndarray], *, min_count: int = 20, min_scale: float = 0.05) -> FeatureState:
@@ -84,11 +96,12 @@ class FeatureState:
             "global": enc(self.global_band) if self.global_band else None,
             "hs6": {k: enc(b) for k, b in self.hs6.items()},
             "hs4": {k: enc(b) for k, b in self.hs4.items()},
+            "entity_outcomes": self.outcomes.to_dict() if self.outcomes is not None else None,
         }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> FeatureState:
-        if data.get("format_version") != FORMAT_VERSION:
+        if data.get("format_version") not in _READABLE_VERSIONS:
             raise ValueError(f"unsupported feature state format {data.get('format_version')!r}")
 
         def dec(v: Any) -> UnitValueBand:
@@ -100,6 +113,7 @@ class FeatureState:
             dec(data["global"]) if data.get("global") is not None else None,
             min_count=int(data["min_count"]),
             min_scale=float(data["min_scale"]),
+            outcomes=EntityOutcomes.from_dict(data["entity_outcomes"]) if data.get("entity_outcomes") else None,
         )
 
     def __eq__(self, other: object) -> bool:
@@ -110,7 +124,8 @@ class FeatureState:
     __hash__ = None  # type: ignore[assignment]
 
     def __repr__(self) -> str:
-        return f"FeatureState(hs6={len(self.hs6)} bands, hs4={len(self.hs4)} bands, global={self.global_band})"
+        known = "no entity outcomes" if self.outcomes is None else f"entity outcomes as of {self.outcomes.as_of}"
+        return f"FeatureState(hs6={len(self.hs6)} bands, hs4={len(self.hs4)} bands, global={self.global_band}, {known})"
 
 
 def _band(values: np.ndarray, min_scale: float) -> UnitValueBand:

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 
 import features
 from risk_service.domain.assessment import Assessment, Channel
-from risk_service.domain.importer_history import ImporterHistory
+from risk_service.domain.entity_history import EntityHistory
 from risk_service.domain.model_handle import ModelHandle, ModelSource, ScoringModel
 from risk_service.domain.permits.cache import PermitCache
 from risk_service.domain.permits.checks import PermitCheckConfig, flag_refusals
@@ -61,7 +61,7 @@ class App:
     store: SqlAssessmentStore
     rules: RuleSetHolder
     models: ModelHandle
-    history: ImporterHistory
+    history: EntityHistory
     service: ScoringService
     permit_store: SqlPermitStore
     permits: PermitService | None  # None when permit checks are disabled
@@ -165,7 +165,7 @@ def build_app(settings: Settings, model_source: ModelSource | None = None) -> Ap
         )
     else:
         store = SqlAssessmentStore(url, sqlite_synchronous=settings.sqlite_synchronous)
-    history = ImporterHistory(store.importer_history())
+    history = EntityHistory(store.entity_history())
     screener = Screener(
         rules=rules,
         models=models,

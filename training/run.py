@@ -187,6 +187,7 @@ def _fit(
     params: Mapping[str, Any],
     name: str = "",
     progress: Progress | None = None,
+    outcomes_from: pd.DataFrame | None = None,
 ) -> tuple[RiskModel, dict[str, float]]:
     on_round = None if progress is None else functools.partial(progress, "boosting rounds")
     return train_on_windows(
@@ -199,6 +200,7 @@ def _fit(
         params=params,
         name=name,
         on_round=on_round,
+        outcomes_from=outcomes_from,
     )
 
 
@@ -243,7 +245,9 @@ def run_training(
     labelled = inspected_rows(history)
     train, valid, test = split_windows(labelled, request)
     params = tune(train, valid, request, progress) if request.tune_trials > 0 else dict(request.params)
-    model, fit_metrics = _fit(train, valid, request, params, model_name, progress)
+    # The model serves with every outcome up to the end of the data it was given (the test window too).
+    known = labelled if request.until is None else labelled[labelled["lodgement_time"] < utc_day(request.until)]
+    model, fit_metrics = _fit(train, valid, request, params, model_name, progress, outcomes_from=known)
     validation = evaluate_rows(model, valid)
     tested = evaluate_rows(model, test) if test is not None else None
     window = history[history["lodgement_time"] < utc_day(request.valid_from)]  # every filing, inspected or not

@@ -9,7 +9,8 @@ The world (HS catalogue, countries, duty rates) is fixed; `seed` draws the filin
 - missing permits on goods that need one;
 - permit abuse: a cited permit drawn close to or past its authorised quantity, or one about to
   expire or already expired (mostly shell importers);
-- risky new importers: shell importers file soon after they appear, with more of everything.
+- risky new importers: shell importers file soon after they appear, with more of everything;
+- complicit brokers: a few declarants undervalue for whichever importer they file for.
 Labels are biased as in real customs data: only inspected declarations have findings, and
 officers inspect the suspicious ones more; a ~2% random control stream is inspected regardless.
 """
@@ -21,8 +22,6 @@ from datetime import UTC, date, datetime
 
 import numpy as np
 import pandas as pd  # type: ignore[import-untyped]  # no pandas-stubs in the venv
-
-from features.entity_history import add_importer_history
 
 COUNTRIES = (
     "CN", "US", "DE", "JP", "KR", "VN", "MY", "TH", "IN", "TR", "IT", "FR", "GB", "NL",
@@ -117,13 +116,16 @@ def _catalogue() -> _Catalogue:
     return _Catalogue(np.array(hs6), ch_arr, lv, du, np.array(unit), np.array(kg_per_unit), decoy, np.array(desc))
 
 
+_DECLARANTS = 150
+
+
 def generate_history(n_declarations: int, *, seed: int, start: date, days: int, drift: float = 0.0) -> pd.DataFrame:
     """One row per goods item of `n_declarations` declarations lodged over `days` days from `start`.
 
     Columns: features.RAW_COLUMNS plus declaration_id, item_number, lodgement_time (UTC),
     importer_id, declarant_id, exporter_id, customs_office, description, inspected, finding,
-    random_control. importer_prior_filings / importer_days_known are point in time
-    (features.entity_history); permit_balance_used / permit_days_to_expiry are what the permit
+    random_control; the entity history columns are left to training.train.prepare_history.
+    permit_balance_used / permit_days_to_expiry are what the permit
     ledger would have said at lodgement, NaN on items citing no permit. Same arguments, same frame.
     revenue_recovered is what a finding recovered (duties on the undervalued part, the duty
     difference of a misclassification, the preference of a laundered origin, a fine otherwise):
@@ -176,7 +178,7 @@ def generate_history(n_declarations: int, *, seed: int, start: date, days: int, 
     office = np.array(
         [offices[m][k % len(offices[m])] for m, k in zip(mode, rng.integers(0, 6, n_declarations), strict=True)]
     )
-    declarant = rng.integers(0, 150, n_declarations)
+    declarant = rng.integers(0, _DECLARANTS, n_declarations)
 
     # items
     d = np.repeat(np.arange(n_declarations), n_items)
@@ -201,6 +203,10 @@ def generate_history(n_declarations: int, *, seed: int, start: date, days: int, 
     undervalued = u[0] < (np.where(is_shell, 0.2, 0.006) + drift * 0.02 * progress * ~is_shell) * boost
     misclassified = (u[1] < np.where(is_shell, 0.15, 0.005) * boost) & (cat.decoy[code] >= 0)
     laundered = u[2] < np.where(np.isin(chapter_true, list(ANTI_DUMPING_CHAPTERS)), np.where(is_shell, 0.3, 0.006), 0.0)
+    # A stream of its own, so adding the pattern left every other column of a seed as it was.
+    broker_rng = np.random.default_rng([seed, 2])
+    complicit = broker_rng.random(_DECLARANTS) < 0.03
+    undervalued |= complicit[declarant[d]] & (broker_rng.random(n) < 0.08)
     smuggling = u[3] < np.where(is_new, np.where(is_shell, 0.08, 0.02), 0.002)  # visible only through the importer
 
     declared = np.where(misclassified, cat.decoy[code], code)
@@ -311,7 +317,7 @@ def generate_history(n_declarations: int, *, seed: int, start: date, days: int, 
     )
     for col in ("hs_code", "origin_country", "export_country", "quantity_unit", "description"):
         frame[col] = frame[col].astype(str)
-    return add_importer_history(frame)
+    return frame
 
 
 def permit_free_rng(seed: int) -> np.random.Generator:

@@ -9,8 +9,16 @@ from typing import Any
 import numpy as np
 import pandas as pd  # type: ignore[import-untyped]  # no pandas-stubs in the venv
 
-from features import FEATURE_NAMES, FeatureState, build_feature_matrix, columns_from_frame
-from features.entity_history import add_importer_history
+from features import (
+    ENTITY_COLUMNS,
+    FEATURE_NAMES,
+    EntityOutcomes,
+    FeatureState,
+    OutcomePrior,
+    add_entity_history,
+    build_feature_matrix,
+    columns_from_frame,
+)
 from models import RiskModel
 from models.booster import DEFAULT_PARAMS, fit_booster
 from models.calibration import CalibrationMethod, fit_calibrator
@@ -24,10 +32,12 @@ class TrainingDataError(ValueError):
 
 
 def prepare_history(history: pd.DataFrame) -> pd.DataFrame:
-    """Adds the point-in-time importer history (over all filings, inspected or not) when it is missing."""
-    if "importer_prior_filings" not in history.columns or "importer_days_known" not in history.columns:
-        history = add_importer_history(history)
-    return history
+    """Adds the point-in-time entity history over all filings, inspected or not (features.entity_history).
+
+    Always computed here, never read from the file, so a history cannot bring features that look ahead.
+    """
+    stale = [c for c in ENTITY_COLUMNS if c in history.columns]
+    return add_entity_history(history.drop(columns=stale) if stale else history)
 
 
 def inspected_rows(history: pd.DataFrame) -> pd.DataFrame:
@@ -84,12 +94,16 @@ def train_on_windows(
     params: Mapping[str, Any] | None = None,
     name: str = "",
     on_round: Callable[[int, int], None] | None = None,
+    outcomes_from: pd.DataFrame | None = None,
 ) -> tuple[RiskModel, dict[str, float]]:
     """Fits on the training window; early stopping, calibration and the metrics use the validation window.
 
     Both windows hold inspected rows with their point-in-time history (prepare_history over all
-    filings). FeatureState is fitted on the training window only, so nothing of the validation
-    window leaks into the features.
+    filings). FeatureState's bands and outcome prior are fitted on the training window only, so
+    nothing of the validation window leaks into the features. The entity outcomes the model
+    carries come from `outcomes_from` (default: both windows): what serving counts inspections and
+    findings from once the model is in service. Training and validation rows never read them; theirs
+    are point in time.
     """
     y_train = train_rows["finding"].to_numpy(dtype=np.float64)
     y_valid = valid_rows["finding"].to_numpy(dtype=np.float64)
@@ -97,7 +111,9 @@ def train_on_windows(
         raise TrainingDataError("the training window needs both classes and the validation window rows")
 
     train_columns = columns_from_frame(train_rows)
-    state = FeatureState.fit(train_columns)
+    prior = OutcomePrior.fit(train_rows)
+    served_outcomes = pd.concat([train_rows, valid_rows]) if outcomes_from is None else outcomes_from
+    state = FeatureState.fit(train_columns).with_outcomes(EntityOutcomes.from_frame(served_outcomes, prior))
     x_train = build_feature_matrix(train_columns, state)
     x_valid = build_feature_matrix(columns_from_frame(valid_rows), state)
     log.info(

@@ -6,9 +6,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from features import RAW_COLUMNS
+from features import ENTITY_COLUMNS, RAW_COLUMNS, EntityOutcomes
 from risk_service.domain.declaration import Declaration, GoodsItem
-from risk_service.domain.importer_history import ImporterHistory
+from risk_service.domain.entity_history import EntityHistory
 from risk_service.domain.permits.model import ItemPermitFacts
 
 _NO_PERMIT_FACTS = ItemPermitFacts()
@@ -33,12 +33,11 @@ _ROW_COLUMNS = (
     "permit_balance_used",
     "permit_days_to_expiry",
     "item_count",
-    "importer_prior_filings",
-    "importer_days_known",
+    *ENTITY_COLUMNS,  # EntityHistory.lookup gives them in this order
 )
 
 
-def _item_row(d: Declaration, i: GoodsItem, history: tuple[float, float], p: ItemPermitFacts) -> tuple[object, ...]:
+def _item_row(d: Declaration, i: GoodsItem, entities: tuple[float, ...], p: ItemPermitFacts) -> tuple[object, ...]:
     # One tuple per item, transposed once: one call per item rather than one per column halves
     # the cost of a batch (this is on the scoring path).
     return (
@@ -59,8 +58,7 @@ def _item_row(d: Declaration, i: GoodsItem, history: tuple[float, float], p: Ite
         p.balance_used,
         p.days_to_expiry,
         len(d.items),
-        history[0],
-        history[1],
+        *entities,
     )
 
 
@@ -74,10 +72,14 @@ _ORDER = tuple((name, _DTYPES[kind]) for name, kind in RAW_COLUMNS.items())
 
 def declaration_columns(
     declarations: Sequence[Declaration],
-    history: ImporterHistory,
+    history: EntityHistory,
     permit_facts: Sequence[Sequence[ItemPermitFacts]] | None = None,
+    outcomes: EntityOutcomes | None = None,
 ) -> tuple[dict[str, np.ndarray], list[slice]]:
     """One row per goods item of every declaration, plus each declaration's slice of the rows.
+
+    `outcomes` are the served model's entity outcomes (FeatureState.outcomes); without them the
+    entity inspection and finding counts are NaN.
 
     `permit_facts` holds one sequence per declaration with one entry per goods item (what the
     permit check found); None leaves the permit features NaN. Training reads the same columns
@@ -95,8 +97,8 @@ def declaration_columns(
         facts = permit_facts[k] if permit_facts is not None else (_NO_PERMIT_FACTS,) * n
         if len(facts) != n:
             raise ValueError(f"permit facts for {len(facts)} items of {d.declaration_id!r}, expected {n}")
-        seen = history.lookup(d.importer.id, d.lodgement_time)
-        rows.extend(_item_row(d, item, seen, f) for item, f in zip(items, facts, strict=True))
+        seen = history.lookup(d, outcomes)
+        rows.extend(_item_row(d, item, e, f) for item, e, f in zip(items, seen, facts, strict=True))
         spans.append(slice(start, start + n))
         start += n
     transposed = list(zip(*rows, strict=True)) if rows else [() for _ in _ORDER]

@@ -13,8 +13,8 @@ import numpy as np
 import features
 from risk_service.domain.assessment import Assessment, Channel, FeatureContribution, ModelStatus, RuleHit
 from risk_service.domain.declaration import Declaration
+from risk_service.domain.entity_history import EntityHistory
 from risk_service.domain.feature_rows import declaration_columns
-from risk_service.domain.importer_history import ImporterHistory
 from risk_service.domain.model_handle import LoadedModel, ModelHandle
 from risk_service.domain.permits.ledger import LedgerClaim
 from risk_service.domain.permits.screen import PermitScreen, PermitSnapshot
@@ -34,7 +34,7 @@ class Screener:
     rules: RuleSetSource
     models: ModelHandle
     policy: SelectionPolicy
-    history: ImporterHistory
+    history: EntityHistory
     permits: PermitScreen | None = None  # None: permits are not checked (no single window)
     top_contributions: int = 5
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
@@ -59,10 +59,13 @@ class Screener:
         if permits is not None:
             snapshot = snapshot if snapshot is not None else permits.cached(declarations)
             checks = [permits.check(d, snapshot, now) for d in declarations]
-        columns, spans = declaration_columns(
-            declarations, self.history, [c.item_facts for c in checks] if checks is not None else None
-        )
         state = loaded.model.feature_state if loaded else None
+        columns, spans = declaration_columns(
+            declarations,
+            self.history,
+            [c.item_facts for c in checks] if checks is not None else None,
+            state.outcomes if state is not None else None,
+        )
         matrix = features.build_feature_matrix(columns, state)
         probabilities = loaded.model.predict_proba(matrix) if loaded else None
 

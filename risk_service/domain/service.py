@@ -12,8 +12,8 @@ from typing import Protocol
 
 from risk_service.domain.assessment import Assessment
 from risk_service.domain.declaration import Declaration
+from risk_service.domain.entity_history import EntityHistory
 from risk_service.domain.errors import AlreadyExists, DomainError, FieldViolation, InvalidArgument, Unavailable
-from risk_service.domain.importer_history import ImporterHistory
 from risk_service.domain.permits.screen import PermitSnapshot
 from risk_service.domain.ports import AssessmentRecord, AssessmentStore, SaveResult
 from risk_service.domain.screening import Screened, Screener
@@ -57,7 +57,7 @@ class ScoringService:
         self,
         screener: Screener,
         store: AssessmentStore,
-        history: ImporterHistory,
+        history: EntityHistory,
         limits: ValidationLimits,
         *,
         max_batch_size: int,
@@ -127,7 +127,7 @@ class ScoringService:
 
     def _is_new_filing(self, declaration: Declaration) -> bool:
         """Counted once per declaration: only a first version (or one of an unknown importer) is new."""
-        return declaration.version == 1 or self._history.lookup(declaration.importer.id, None)[0] == 0
+        return declaration.version == 1 or self._history.filings("importer", declaration.importer.id) == 0
 
     def _refuse_if_invalid(self, violations: list[FieldViolation]) -> None:
         if violations:
@@ -178,7 +178,7 @@ class ScoringService:
                 outcomes.append(AlreadyExists(_conflict_message(declaration)))
                 continue
             if result.created and declaration.lodgement_time is not None and self._is_new_filing(declaration):
-                self._history.record(declaration.importer.id, declaration.lodgement_time)
+                self._history.record(declaration)
             outcomes.append(result.assessment)
         self._observer.scored([o for o in outcomes if isinstance(o, Assessment)], time.perf_counter() - started)
         return outcomes

@@ -15,15 +15,17 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
+from features import ENTITY_KINDS
 from risk_service.domain.assessment import Assessment
 from risk_service.domain.declaration import Declaration
+from risk_service.domain.entity_history import declaration_keys
 from risk_service.domain.errors import Unavailable
 from risk_service.domain.permits.model import LineBalance
 from risk_service.domain.ports import AssessmentRecord, BalancesChanged, SaveResult, SettleRefusals
 from risk_service.store import codec
-from risk_service.store.db import chunks, create_engine
+from risk_service.store.db import BulkInsert, chunks, create_engine
 from risk_service.store.ledger import LineKey, Settlement, needs_ledger, settle_claims
-from risk_service.store.tables import assessments
+from risk_service.store.tables import assessments, filing_entities
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +87,17 @@ def _row(record: AssessmentRecord) -> _Row:
     }
 
 
+def _entity_rows(d: Declaration) -> list[dict[str, Any]]:
+    """The filing_entities rows of one declaration: each entity it names, once."""
+    if d.lodgement_time is None:
+        return []
+    unique = {(kind, key) for keys in declaration_keys(d) for kind, key in zip(ENTITY_KINDS, keys, strict=True) if key}
+    return [
+        {"kind": kind, "entity_key": key, "declaration_id": d.declaration_id, "lodged_at": d.lodgement_time}
+        for kind, key in unique
+    ]
+
+
 class SqlAssessmentStore:
     """Stores every assessment before the service answers; SQLite or PostgreSQL through SQLAlchemy Core.
 
@@ -114,6 +127,8 @@ class SqlAssessmentStore:
         self._settle = settle
         self._on_balances = on_balances
         self._insert = self._build_insert(self._engine.dialect.name)
+        # A later version naming the same entities adds nothing: the first stored version's time stands.
+        self._insert_entities = BulkInsert(filing_entities, self._engine.dialect, ignore_conflicts=True)
         self._queue: queue.SimpleQueue[_Submission | None] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._closed = False
@@ -287,6 +302,10 @@ class SqlAssessmentStore:
                 # submission on its own then finds the stored row and settles nothing for it.
                 raise _LedgerRace(f"{len(lost)} settled keys stored by another writer meanwhile, e.g. {min(lost)}")
             stored.update(self._stored(conn, missed, must_exist=True))
+            # In key order, so two writers naming the same entities lock them in the same order.
+            entity_rows = [e for k in inserted for e in _entity_rows(planned[k][0].declaration)]
+            entity_rows.sort(key=lambda e: (e["kind"], e["entity_key"], e["declaration_id"]))
+            self._insert_entities.execute(conn, entity_rows)
             created: set[_Key] = set()
             out: list[list[SaveResult]] = []
             for n, s in enumerate(submissions):
@@ -401,20 +420,21 @@ class SqlAssessmentStore:
         with self._engine.connect() as conn:
             return [codec.assessment_from_dict(d) for d in conn.execute(query).scalars()]
 
-    def importer_history(self) -> dict[str, tuple[datetime, int]]:
-        """Importer id -> (earliest lodgement time, distinct declarations): warms the in-memory history.
+    def entity_history(self) -> dict[str, dict[str, tuple[datetime, int]]]:
+        """Entity kind -> key -> (earliest lodgement time, declarations): warms the in-memory EntityHistory.
 
-        The same definition as training's features and the live ImporterHistory: filings are
-        declarations (not versions) and time is lodgement time; rows without one are left out.
+        The same definition as training's features: filings are declarations (not versions) and
+        time is lodgement time; declarations without one are left out.
         """
-        t = assessments
-        query = (
-            sa.select(t.c.importer_id, sa.func.min(t.c.lodged_at), sa.func.count(sa.distinct(t.c.declaration_id)))
-            .where(t.c.importer_id != "", t.c.lodged_at.is_not(None))
-            .group_by(t.c.importer_id)
+        t = filing_entities
+        query = sa.select(t.c.kind, t.c.entity_key, sa.func.min(t.c.lodged_at), sa.func.count()).group_by(
+            t.c.kind, t.c.entity_key
         )
+        out: dict[str, dict[str, tuple[datetime, int]]] = {}
         with self._engine.connect() as conn:
-            return {importer: (first_seen, count) for importer, first_seen, count in conn.execute(query)}
+            for kind, key, first_seen, count in conn.execute(query):
+                out.setdefault(kind, {})[key] = (first_seen, count)
+        return out
 
     def latest_filings(
         self, *, since: datetime | None = None, until: datetime | None = None, batch: int = 1000

@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import event
+from sqlalchemy.dialects import postgresql, sqlite
 
 SQLITE_SYNCHRONOUS_MODES = frozenset({"OFF", "NORMAL", "FULL", "EXTRA"})
 
@@ -93,8 +94,17 @@ class BulkInsert:
     (UTC instants, SQLite's datetime text), so the rows read back exactly as if Core had written them.
     """
 
-    def __init__(self, table: sa.Table, dialect: sa.Dialect) -> None:
-        compiled = sa.insert(table).compile(dialect=dialect)
+    def __init__(self, table: sa.Table, dialect: sa.Dialect, *, ignore_conflicts: bool = False) -> None:
+        """With `ignore_conflicts`, rows whose key is already stored are skipped (ON CONFLICT DO NOTHING)."""
+        statement: sa.Insert = sa.insert(table)
+        if ignore_conflicts:
+            if dialect.name == "postgresql":
+                statement = postgresql.insert(table).on_conflict_do_nothing()
+            elif dialect.name == "sqlite":
+                statement = sqlite.insert(table).on_conflict_do_nothing()
+            else:
+                raise ValueError(f"unsupported database {dialect.name!r}; use SQLite or PostgreSQL")
+        compiled = statement.compile(dialect=dialect)
         self._sql = str(compiled)
         self._positional = compiled.positional
         names = list(compiled.positiontup or []) if compiled.positional else list(compiled.params)

@@ -59,17 +59,30 @@ assessments = sa.Table(
     sa.Column("model_version", sa.String, nullable=False),
     sa.Column("rule_set_version", sa.String, nullable=False),
     sa.Column("assessed_at", UtcDateTime, nullable=False),
-    # The declaration's lodgement time: importer history counts filings by it, as training does.
+    # The declaration's lodgement time: the history export and filing_entities go by it, as training does.
     sa.Column("lodged_at", UtcDateTime, nullable=True),
     sa.Column("importer_id", sa.String(64), nullable=False),
     sa.Column("customs_office", sa.String, nullable=False),
     sa.Column("declaration", JsonDocument, nullable=False),
     sa.Column("assessment", JsonDocument, nullable=False),
     sa.UniqueConstraint("declaration_id", "declaration_version"),
-    # Serves importer history (first lodgement per importer); leads with importer_id, so it also
-    # serves lookups by importer alone.
+    # A trader's filings in lodgement order (an officer's view of the importer); leads with
+    # importer_id, so it also serves lookups by importer alone.
     sa.Index("ix_assessments_importer_id_lodged_at", "importer_id", "lodged_at"),
     sa.Index("ix_assessments_assessed_at", "assessed_at"),
+)
+
+
+# One row per declaration and entity it names (features.ENTITY_KINDS: importer, declarant, HS6 by
+# origin, office by importer), whatever its versions: serving's entity history (filings and first
+# lodgement per entity) is read from it at start-up, counted as training counts it.
+filing_entities = sa.Table(
+    "filing_entities",
+    metadata,
+    sa.Column("kind", sa.String(16), primary_key=True),
+    sa.Column("entity_key", sa.String, primary_key=True),  # ids joined by features.entity_keys
+    sa.Column("declaration_id", sa.String(64), primary_key=True),
+    sa.Column("lodged_at", UtcDateTime, nullable=False),
 )
 
 

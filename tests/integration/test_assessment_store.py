@@ -455,7 +455,7 @@ def test_close_writes_what_is_queued(database_url: str) -> None:
         reopened.close()
 
 
-def test_importer_history_counts_distinct_declarations_from_the_earliest_lodgement(
+def test_entity_history_counts_distinct_declarations_from_the_earliest_lodgement(
     store: SqlAssessmentStore, database_url: str
 ) -> None:
     def record(
@@ -465,6 +465,7 @@ def test_importer_history_counts_distinct_declarations_from_the_earliest_lodgeme
         return AssessmentRecord(make_assessment(declaration, at=assessed), declaration, "h" * 64)
 
     day = timedelta(days=1)
+    b1_lodged = datetime(2025, 3, 1, 18, 0, tzinfo=timezone(timedelta(hours=9)))
     save(
         store,
         [
@@ -473,16 +474,21 @@ def test_importer_history_counts_distinct_declarations_from_the_earliest_lodgeme
             record("A-1", 2, "IMP-A", T0 + 4 * day, T0 + day),  # a new version is not a new filing
             record("A-2", 1, "IMP-A", T0 + day, T0 + 9 * day),
             record("A-3", 1, "IMP-A", None, T0 - 9 * day),  # no lodgement time: left out
-            record("B-1", 1, "IMP-B", datetime(2025, 3, 1, 18, 0, tzinfo=timezone(timedelta(hours=9))), T0),
+            record("B-1", 1, "IMP-B", b1_lodged, T0),
             record("C-1", 1, "IMP-C", None, T0),
             record("N-1", 1, "", T0, T0),
         ],
     )
 
-    history = store.importer_history()
+    history = store.entity_history()
 
-    assert history == {"IMP-A": (T0 + day, 2), "IMP-B": (datetime(2025, 3, 1, 9, 0, tzinfo=UTC), 1)}
-    assert all(first.tzinfo is not None for first, _ in history.values())
+    b1 = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
+    assert history["importer"] == {"IMP-A": (T0 + day, 2), "IMP-B": (b1, 1)}
+    # every filing names broker DCL-9 and two trade lanes; N-1 names no importer, so no office pair
+    assert history["declarant"] == {"DCL-9": (b1, 4)}  # B-1 was lodged first
+    assert history["hs_origin"] == {"850440\x1fCN": (b1, 4), "620342\x1fVN": (b1, 4)}
+    assert history["office_importer"] == {"KR-SEL\x1fIMP-A": (T0 + day, 2), "KR-SEL\x1fIMP-B": (b1, 1)}
+    assert all(first.tzinfo is not None for kind in history.values() for first, _ in kind.values())
     engine = sa.create_engine(database_url)
     with engine.connect() as conn:
         lodged = dict(conn.execute(sa.select(assessments.c.declaration_id, assessments.c.lodged_at)).all())
@@ -493,22 +499,26 @@ def test_importer_history_counts_distinct_declarations_from_the_earliest_lodgeme
 def test_store_history_agrees_with_the_training_features(store: SqlAssessmentStore) -> None:
     import pandas as pd  # type: ignore[import-untyped]
 
-    from features.entity_history import add_importer_history
+    from features import add_entity_history
 
     day = timedelta(days=1)
     filings = [("F-1", "IMP-F", T0 + 2 * day), ("F-2", "IMP-F", T0), ("F-3", "IMP-F", T0 + 5 * day)]
     save(store, [make_record(d, importer_id=i, lodged=t) for d, i, t in filings])
     later = T0 + 30 * day
+    rows = [(d, i, t) for d, i, t in filings] + [("NEXT", "IMP-F", later)]
     frame = pd.DataFrame(
-        [(d, i, t) for d, i, t in filings] + [("NEXT", "IMP-F", later)],
-        columns=["declaration_id", "importer_id", "lodgement_time"],
-    )
+        [(d, i, "DCL-9", "KR-SEL", "850440", "CN", False, False, t) for d, i, t in rows],
+        columns=["declaration_id", "importer_id", "declarant_id", "customs_office", "hs_code", "origin_country",
+                 "inspected", "finding", "lodgement_time"],
+    )  # fmt: skip
 
-    expected = add_importer_history(frame).set_index("declaration_id").loc["NEXT"]
-    first_seen, filings_count = store.importer_history()["IMP-F"]
-
-    assert filings_count == expected["importer_prior_filings"]
-    assert (later - first_seen).total_seconds() / 86400.0 == pytest.approx(expected["importer_days_known"])
+    expected = add_entity_history(frame).set_index("declaration_id").loc["NEXT"]
+    history = store.entity_history()
+    for kind, key in [("importer", "IMP-F"), ("declarant", "DCL-9"), ("hs_origin", "850440\x1fCN"),
+                      ("office_importer", "KR-SEL\x1fIMP-F")]:  # fmt: skip
+        first_seen, filings_count = history[kind][key]
+        assert filings_count == expected[f"{kind}_prior_filings"], kind
+        assert (later - first_seen).total_seconds() / 86400.0 == pytest.approx(expected[f"{kind}_days_known"])
 
 
 def test_empty_save_and_ping(store: SqlAssessmentStore) -> None:

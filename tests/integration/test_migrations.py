@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import json
+from datetime import timedelta
+from pathlib import Path
+
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
-from risk_service.store import migrations
-from risk_service.store.tables import metadata
+from risk_service.store import SqlAssessmentStore, migrations
+from risk_service.store.assessment_store import _row
+from risk_service.store.tables import assessments, metadata
+from tests.integration.test_assessment_store import T0, make_record
 
 
 def _tables(url: str) -> set[str]:
@@ -18,6 +24,7 @@ def _tables(url: str) -> set[str]:
         engine.dispose()
 
 
+HEAD = "0003"
 PERMIT_TABLES = {
     "permits",
     "permit_lines",
@@ -32,17 +39,17 @@ def test_upgrade_downgrade_and_upgrade_again(database_url: str) -> None:
     assert migrations.current_revision(database_url) is None
 
     migrations.upgrade(database_url)
-    assert migrations.current_revision(database_url) == "0002"
+    assert migrations.current_revision(database_url) == HEAD
     assert {"assessments", *PERMIT_TABLES} <= _tables(database_url)
     migrations.upgrade(database_url)  # already at head: nothing to do
-    assert migrations.current_revision(database_url) == "0002"
+    assert migrations.current_revision(database_url) == HEAD
 
     migrations.downgrade(database_url, "base")
     assert migrations.current_revision(database_url) is None
     assert not {"assessments", *PERMIT_TABLES} & _tables(database_url)
 
     migrations.upgrade(database_url, "head")
-    assert migrations.current_revision(database_url) == "0002"
+    assert migrations.current_revision(database_url) == HEAD
     assert {"assessments", *PERMIT_TABLES} <= _tables(database_url)
 
 
@@ -52,7 +59,7 @@ def test_permit_tables_come_with_0002_and_go_on_downgrade_to_0001(database_url: 
     assert not PERMIT_TABLES & _tables(database_url)
 
     migrations.upgrade(database_url)
-    assert migrations.current_revision(database_url) == "0002"
+    assert migrations.current_revision(database_url) == HEAD
     assert _tables(database_url) >= PERMIT_TABLES
 
     migrations.downgrade(database_url, "0001")
@@ -112,3 +119,36 @@ def test_migrations_ship_inside_the_package() -> None:
     assert (migrations.SCRIPT_LOCATION / "script.py.mako").is_file()
     assert (migrations.SCRIPT_LOCATION / "versions" / "0001_assessments.py").is_file()
     assert (migrations.SCRIPT_LOCATION / "versions" / "0002_permits.py").is_file()
+    assert (migrations.SCRIPT_LOCATION / "versions" / "0003_filing_entities.py").is_file()
+
+
+def test_entity_history_is_backfilled_from_declarations_stored_before_0003(tmp_path: Path, database_url: str) -> None:
+    """A store upgraded in place knows the same entities as one that stored the declarations itself."""
+    day = timedelta(days=1)
+    records = [
+        make_record("A-1", importer_id="IMP-A", lodged=T0 + 3 * day),
+        make_record("A-2", importer_id="IMP-A", lodged=T0 + day),
+        make_record("B-1", importer_id="IMP-B", lodged=T0),
+        make_record("N-1", importer_id="IMP-N", lodged=None),
+    ]
+    records.append(make_record("A-1", 2, importer_id="IMP-A", lodged=T0 + 4 * day))
+    migrations.upgrade(database_url, "0002")
+    engine = sa.create_engine(database_url)
+    try:
+        with engine.begin() as conn:
+            for record in records:
+                row = _row(record)
+                row["declaration"] = json.loads(row.pop("declaration_json"))
+                row["assessment"] = json.loads(row.pop("assessment_json"))
+                conn.execute(assessments.insert(), row)
+    finally:
+        engine.dispose()
+    migrations.upgrade(database_url)
+
+    fresh_url = f"sqlite:///{tmp_path / 'fresh.db'}"
+    migrations.upgrade(fresh_url)
+    with SqlAssessmentStore(fresh_url) as fresh, SqlAssessmentStore(database_url) as upgraded:
+        fresh.save_many(records).result(timeout=30)
+        expected = fresh.entity_history()
+        assert expected["importer"] == {"IMP-A": (T0 + day, 2), "IMP-B": (T0, 1)}
+        assert upgraded.entity_history() == expected

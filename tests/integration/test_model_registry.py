@@ -20,7 +20,7 @@ from features import FEATURE_NAMES, FeatureState, build_feature_matrix, columns_
 from models import Calibrator, ModelSchemaError, RiskModel, fit_calibrator, registry
 from training.demo import ensure_demo_champion
 from training.synthetic import generate_history
-from training.train import train_model
+from training.train import prepare_history, train_model
 
 MODEL = "customs-risk-test"
 ROOT = Path(__file__).resolve().parents[2]
@@ -47,7 +47,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
 
 @pytest.fixture(scope="module")
 def history() -> pd.DataFrame:
-    return generate_history(2000, seed=3, start=date(2024, 1, 1), days=180)
+    return prepare_history(generate_history(2000, seed=3, start=date(2024, 1, 1), days=180))
 
 
 @pytest.fixture(scope="module")

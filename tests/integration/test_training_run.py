@@ -10,7 +10,14 @@ import pandas as pd  # type: ignore[import-untyped]  # no pandas-stubs in the ve
 import pytest
 from mlflow import MlflowClient
 
-from features import FEATURE_NAMES, FeatureState, build_feature_matrix, columns_from_frame
+from features import (
+    FEATURE_NAMES,
+    EntityOutcomes,
+    FeatureState,
+    OutcomePrior,
+    build_feature_matrix,
+    columns_from_frame,
+)
 from models import registry
 from risk_service.cli import main
 from training.history import HISTORY_COLUMNS, read_history
@@ -97,11 +104,30 @@ def test_point_in_time_features_do_not_see_later_rows(history_csv: Path) -> None
     full = prepare_history(read_history(history_csv))
     cut = pd.Timestamp("2026-02-15", tz="UTC")
     early = full[full["lodgement_time"] < cut]
-    alone = prepare_history(early.drop(columns=["importer_prior_filings", "importer_days_known"]))
+    alone = prepare_history(early)  # recomputed from the early rows alone
     assert len(alone) == len(early) > 0
-    np.testing.assert_array_equal(
-        build_feature_matrix(columns_from_frame(early), None), build_feature_matrix(columns_from_frame(alone), None)
+    assert (early["importer_prior_findings"] > 0).any()
+    state = FeatureState({}, {}, None, min_count=20, min_scale=0.05).with_outcomes(
+        EntityOutcomes(OutcomePrior(0.05), None, {})
     )
+    np.testing.assert_array_equal(
+        build_feature_matrix(columns_from_frame(early), state), build_feature_matrix(columns_from_frame(alone), state)
+    )
+
+
+def test_served_entity_outcomes_are_every_outcome_up_to_until_and_the_prior_the_training_window(
+    history_csv: Path,
+) -> None:
+    history = read_history(history_csv)
+    request = TrainingRequest((history_csv,), date(2026, 3, 15), until=date(2026, 4, 20))
+    result = run_training(request, model_name="m")
+    outcomes = result.model.feature_state.outcomes
+    assert outcomes is not None
+    times = history["lodgement_time"]
+    known = history[times < pd.Timestamp("2026-04-20", tz="UTC")]
+    assert outcomes == EntityOutcomes.from_frame(known[known["inspected"].astype(bool)], outcomes.prior)
+    assert outcomes.prior == OutcomePrior.fit(history[(times < pd.Timestamp("2026-03-15", tz="UTC"))
+                                                      & history["inspected"].astype(bool)])  # fmt: skip
 
 
 def test_cli_trains_and_evaluates_then_refuses_bad_history(

@@ -6,6 +6,7 @@ import json
 import math
 import warnings
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -16,13 +17,17 @@ from hypothesis import strategies as st
 
 from features import (
     CATEGORICAL_FEATURES,
+    ENTITY_COLUMNS,
     FEATURE_INDEX,
     FEATURE_NAMES,
     RAW_COLUMNS,
+    EntityOutcomes,
     FeatureState,
+    OutcomePrior,
     build_feature_matrix,
     columns_from_frame,
 )
+from features.schema import ENTITY_RATE_FEATURES
 
 F = FEATURE_INDEX
 LOG_VPK = 2.0  # reference log value per kg of HS 851712 in the fitted state
@@ -47,8 +52,11 @@ def item(**overrides: Any) -> dict[str, Any]:
         "permit_balance_used": math.nan,
         "permit_days_to_expiry": math.nan,
         "item_count": 3,
+        **{name: 0.0 for name in ENTITY_COLUMNS},
         "importer_prior_filings": 12.0,
         "importer_days_known": 40.5,
+        "importer_prior_inspections": 4.0,
+        "importer_prior_findings": 1.0,
     }
     row.update(overrides)
     return row
@@ -67,7 +75,10 @@ def state() -> FeatureState:
     rows = [item(customs_value=10 * math.exp(LOG_VPK), hs_code="851712") for _ in range(25)]
     rows += [item(customs_value=10 * math.exp(4.0), hs_code=f"8517{60 + i % 10}") for i in range(30)]
     rows += [item(customs_value=10 * math.exp(i / 10), hs_code="010121") for i in range(20)]
-    return FeatureState.fit(serving_columns(rows))
+    return FeatureState.fit(serving_columns(rows)).with_outcomes(EntityOutcomes(PRIOR, None, {}))
+
+
+PRIOR = OutcomePrior(rate=0.05, strength=20.0)
 
 
 def features_of(row: Mapping[str, Any], state: FeatureState | None) -> dict[str, float]:
@@ -103,7 +114,23 @@ def test_passthrough_columns_keep_their_values(state: FeatureState) -> None:
     assert f["item_count"] == 3.0
     assert f["importer_prior_filings"] == 12.0
     assert f["importer_days_known"] == 40.5
+    assert f["importer_prior_inspections"] == 4.0
+    assert features_of(item(declarant_prior_inspections=7.0), state)["declarant_prior_inspections"] == 7.0
+    # the calendar-bound counts of the other entities stay raw columns, not features (see features.schema)
+    assert "declarant_prior_filings" in RAW_COLUMNS and "declarant_prior_filings" not in FEATURE_NAMES
     assert math.isnan(features_of(item(importer_days_known=math.nan), state)["importer_days_known"])
+
+
+def test_finding_rates_are_smoothed_toward_the_prior_of_the_state(state: FeatureState) -> None:
+    f = features_of(item(), state)
+    assert f["importer_finding_rate"] == pytest.approx((1.0 + 20.0 * 0.05) / (4.0 + 20.0))
+    assert f["declarant_finding_rate"] == pytest.approx(0.05)  # nothing inspected yet: the prior
+    repeat = features_of(item(importer_prior_inspections=200.0, importer_prior_findings=100.0), state)
+    assert repeat["importer_finding_rate"] == pytest.approx(101.0 / 220.0)  # many inspections outweigh it
+    unknown = features_of(item(hs_origin_prior_inspections=math.nan, hs_origin_prior_findings=math.nan), state)
+    assert math.isnan(unknown["hs_origin_finding_rate"])  # no key, nothing to look up
+    no_outcomes = features_of(item(), state.with_outcomes(None))
+    assert all(math.isnan(no_outcomes[name]) for name in ENTITY_RATE_FEATURES)
 
 
 def test_permit_facts_pass_through_and_stay_nan_without_a_permit(state: FeatureState) -> None:
@@ -231,8 +258,14 @@ def test_columns_from_frame_reads_missing_values_as_missing() -> None:
 
 
 def test_state_json_round_trip(state: FeatureState) -> None:
-    restored = FeatureState.from_dict(json.loads(json.dumps(state.to_dict())))
-    assert restored == state
+    served = state.with_outcomes(
+        EntityOutcomes(PRIOR, datetime(2026, 5, 1, tzinfo=UTC), {"importer": {"IMP-1": (3, 2)}})
+    )
+    restored = FeatureState.from_dict(json.loads(json.dumps(served.to_dict())))
+    assert restored == served and restored.outcomes == served.outcomes
+    old = {**state.to_dict(), "format_version": 1}  # a model saved before entity outcomes
+    del old["entity_outcomes"]
+    assert FeatureState.from_dict(old).outcomes is None
     rows = serving_columns([item(), item(hs_code="851799"), item(hs_code="0101210000")])
     np.testing.assert_array_equal(build_feature_matrix(rows, restored), build_feature_matrix(rows, state))
 
@@ -281,7 +314,7 @@ _strings = st.one_of(st.text(max_size=12), st.sampled_from(["8517120000", "85", 
 def test_any_inputs_give_finite_or_nan_features(rows: list[dict[str, Any]]) -> None:
     # state fitted on these very rows too, so degenerate bands are exercised
     cols = serving_columns(rows)
-    fitted = FeatureState.fit(cols, min_count=1)
+    fitted = FeatureState.fit(cols, min_count=1).with_outcomes(EntityOutcomes(PRIOR, None, {}))
     for s in (None, fitted):
         with warnings.catch_warnings():
             warnings.simplefilter("error")

@@ -19,7 +19,7 @@ from risk_service.domain.feature_rows import declaration_columns
 from risk_service.domain.rules import DEFAULT_RULES_PATH, RuleSet, load_rule_set
 from risk_service.domain.rules.backtest import (
     BacktestReport,
-    PointInTimeImporterHistory,
+    PointInTimeEntityHistory,
     RuleBacktest,
     backtest,
     backtest_to_dict,
@@ -260,14 +260,14 @@ def test_the_default_rules_on_synthetic_history_add_up(synthetic: pd.DataFrame) 
 
 def test_backtest_features_equal_training_features(synthetic: pd.DataFrame) -> None:
     columns = features.columns_from_frame(prepare_history(synthetic))
-    state = features.FeatureState.fit(columns)
+    outcomes = features.EntityOutcomes(features.OutcomePrior.fit(synthetic), None, {})
+    state = features.FeatureState.fit(columns).with_outcomes(outcomes)
     trained = features.build_feature_matrix(columns, state)
+    assert (columns["importer_prior_findings"] > 0).any() and (columns["declarant_prior_findings"] > 0).any()
 
     cases = declarations_from_history(synthetic)
     declarations = [d for d, _ in cases]
-    served, _ = declaration_columns(
-        declarations, PointInTimeImporterHistory(declarations), permit_facts_from_history(synthetic)
-    )
+    served, _ = declaration_columns(declarations, PointInTimeEntityHistory(cases), permit_facts_from_history(synthetic))
     np.testing.assert_allclose(
         features.build_feature_matrix(served, state), trained, rtol=1e-9, atol=1e-9, equal_nan=True
     )

@@ -7,8 +7,9 @@ Each declaration goes through the same steps as live screening (`screening.Scree
 - Rules only. No model score enters the risk (a backtest of rules must not depend on which model
   happens to be champion), the random-control draw is switched off (it is not a rule), and permit
   checks add no hits (they need the permit registry as it was, which a history does not hold).
-- Importer history is point in time: what the service would have known when each declaration
-  arrived, from the backtested declarations themselves (as training computes it).
+- Entity history (importer, broker, trade lane, office) is point in time: what the service would
+  have known when each declaration arrived, filings and outcomes, from the backtested declarations
+  themselves (as training computes it).
 - HS unit-value bands (`features.unit_value_*`) come from `feature_state`, normally the champion
   model's. Without one they are fitted on every item of the backtested history, inspected or not:
   in-sample, so each item counts towards its own band, but with bands of at least 20 items the
@@ -21,7 +22,6 @@ random-control columns per channel are the unbiased sample, where the history ha
 
 from __future__ import annotations
 
-import bisect
 import datetime
 import math
 from collections import Counter
@@ -29,11 +29,13 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+import numpy as np
+
 import features
 from risk_service.domain.assessment import Channel, RuleHit
 from risk_service.domain.declaration import Declaration
+from risk_service.domain.entity_history import EntityHistory
 from risk_service.domain.feature_rows import declaration_columns
-from risk_service.domain.importer_history import ImporterHistory
 from risk_service.domain.permits.model import ItemPermitFacts
 from risk_service.domain.policy import SelectionPolicy, combine_scores
 from risk_service.domain.rules.context import item_contexts
@@ -130,39 +132,64 @@ class BacktestReport:
         return selected / self.findings if self.findings else math.nan
 
 
-class PointInTimeImporterHistory(ImporterHistory):
-    """ImporterHistory as it stood at any moment of a batch of past declarations.
+class PointInTimeEntityHistory(EntityHistory):
+    """EntityHistory as it stood at any moment of a batch of past declarations with their outcomes.
 
     Serving's history grows as filings are stored; replaying a history that way would force one
-    `declaration_columns` call per declaration. Instead every lookup answers from the declarations
-    lodged strictly before `at`, exactly as `features.entity_history` does for training.
+    `declaration_columns` call per declaration. Instead every item's entity columns come from
+    features.add_entity_history over the whole batch: filings lodged and outcomes known strictly
+    before each declaration, exactly as training computes them.
     """
 
-    def __init__(self, declarations: Sequence[Declaration]) -> None:
+    def __init__(self, cases: Sequence[Case]) -> None:
         super().__init__()
-        times: dict[str, list[datetime.datetime]] = {}
-        seen: set[str] = set()
-        for d in declarations:
-            # One count per declaration id (not per version) and none for a blank importer, as record() does.
-            if d.importer.id and d.lodgement_time is not None and d.declaration_id not in seen:
-                seen.add(d.declaration_id)
-                times.setdefault(d.importer.id, []).append(d.lodgement_time)
-        self._times = {importer: sorted(filed) for importer, filed in times.items()}
+        import pandas as pd  # type: ignore[import-untyped]  # no pandas-stubs in the venv
 
-    def lookup(self, importer_id: str, at: datetime.datetime | None) -> tuple[float, float]:
-        filed = self._times.get(importer_id)
-        if filed is None or at is None:
-            return 0.0, math.nan
-        prior = bisect.bisect_left(filed, at)
-        if prior == 0:
-            return 0.0, math.nan
-        return float(prior), max(0.0, (at - filed[0]).total_seconds() / 86400.0)
+        rows = [
+            (
+                d.declaration_id,
+                d.lodgement_time,
+                d.importer.id,
+                d.declarant.id,
+                d.customs_office,
+                item.hs_code,
+                item.origin_country,
+                outcome.inspected,
+                outcome.inspected and outcome.finding,
+            )
+            for d, outcome in cases
+            if d.lodgement_time is not None
+            for item in d.items
+        ]
+        frame = pd.DataFrame(
+            rows,
+            columns=[
+                "declaration_id",
+                "lodgement_time",
+                "importer_id",
+                "declarant_id",
+                "customs_office",
+                "hs_code",
+                "origin_country",
+                "inspected",
+                "finding",
+            ],
+        )
+        if not frame.empty:
+            frame["lodgement_time"] = pd.to_datetime(frame["lodgement_time"], utc=True)
+        computed = features.add_entity_history(frame)[list(features.ENTITY_COLUMNS)].to_numpy(dtype=np.float64)
+        self._rows: dict[str, list[tuple[float, ...]]] = {}
+        for declaration_id, values in zip(frame["declaration_id"].tolist(), computed.tolist(), strict=True):
+            self._rows.setdefault(declaration_id, []).append(tuple(values))
 
-    def record(self, importer_id: str, at: datetime.datetime) -> None:
-        raise NotImplementedError("a point-in-time importer history is read-only")
+    def lookup(self, declaration: Declaration, outcomes: features.EntityOutcomes | None) -> list[tuple[float, ...]]:
+        found = self._rows.get(declaration.declaration_id)
+        if found is None:  # no lodgement time: nothing was known before it
+            return EntityHistory().lookup(declaration, None)
+        return found
 
-    def __len__(self) -> int:
-        return len(self._times)
+    def record(self, declaration: Declaration) -> None:
+        raise NotImplementedError("a point-in-time entity history is read-only")
 
 
 def backtest(
@@ -192,9 +219,15 @@ def backtest(
         rule_set = _without(rule_set, skipped)
     declarations = [d for d, _ in cases]
     days = [on if on is not None else _lodgement_day(d) for d in declarations]
-    columns, spans = declaration_columns(declarations, PointInTimeImporterHistory(declarations), permit_facts)
+    columns, spans = declaration_columns(declarations, PointInTimeEntityHistory(cases), permit_facts)
     fitted = feature_state is None
-    state = features.FeatureState.fit(columns) if feature_state is None else feature_state
+    if feature_state is None:  # bands from every item; finding rates shrink toward the history's own rate
+        labelled = [o for _, o in cases if o.inspected]
+        rate = sum(1 for o in labelled if o.finding) / len(labelled) if labelled else 0.0
+        outcomes = features.EntityOutcomes(features.OutcomePrior(rate), None, {})
+        state = features.FeatureState.fit(columns).with_outcomes(outcomes)
+    else:
+        state = feature_state
     matrix = features.build_feature_matrix(columns, state)
 
     errors_before = rule_set.runtime_errors_by_rule

@@ -1,0 +1,86 @@
+"""What the service knows of each importer, broker and trade lane, kept in memory for the scoring path."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Mapping
+from datetime import datetime
+
+from features import ENTITY_KINDS, EntityOutcomes, entity_keys
+from risk_service.domain.declaration import Declaration
+
+_NO_OUTCOME = (math.nan, math.nan)
+KnownEntities = Mapping[str, Mapping[str, tuple[datetime, int]]]  # kind -> key -> (first lodgement, filings)
+
+
+def declaration_keys(declaration: Declaration) -> Iterator[tuple[str, ...]]:
+    """Each goods item's key per features.ENTITY_KINDS: the same strings training builds from a history row."""
+    d = declaration
+    for item in d.items:
+        yield entity_keys(d.importer.id, d.declarant.id, d.customs_office, item.hs_code, item.origin_country)
+
+
+class EntityHistory:
+    """Per entity kind, key -> (first filing time, filings): warmed from the store, updated as filings are stored.
+
+    Inspections and findings come from the served model's EntityOutcomes (what was known when it was
+    trained), so training and serving count them alike. Only the scoring event loop mutates this;
+    the screening worker thread only reads, and each read or write is a single dict operation,
+    atomic under the GIL. Replicas each hold their own view; the store stays the source of truth
+    and is re-read at start-up.
+    """
+
+    def __init__(self, known: KnownEntities | None = None) -> None:
+        self._known: dict[str, dict[str, tuple[datetime, int]]] = {kind: {} for kind in ENTITY_KINDS}
+        for kind, entries in (known or {}).items():
+            if kind not in self._known:
+                raise ValueError(f"unknown entity kind {kind!r}; expected one of {', '.join(ENTITY_KINDS)}")
+            self._known[kind].update(entries)
+
+    def lookup(self, declaration: Declaration, outcomes: EntityOutcomes | None) -> list[tuple[float, ...]]:
+        """Per goods item, features.ENTITY_COLUMNS in order, as of the declaration's lodgement.
+
+        Without outcomes (no model, or one that predates them) inspections and findings are NaN.
+        """
+        at = declaration.lodgement_time
+        rows = []
+        for keys in declaration_keys(declaration):
+            counts: list[float] = []
+            found: list[float] = []
+            for kind, key in zip(ENTITY_KINDS, keys, strict=True):
+                filings, days = self._seen(kind, key, at)
+                inspections, findings = outcomes.lookup(kind, key) if outcomes is not None and key else _NO_OUTCOME
+                counts += (filings, days, inspections)
+                found.append(findings)
+            rows.append((*counts, *found))
+        return rows
+
+    def _seen(self, kind: str, key: str, at: datetime | None) -> tuple[float, float]:
+        entry = self._known[kind].get(key) if key else None
+        if entry is None:
+            return 0.0, math.nan
+        first_seen, filings = entry
+        if at is None:
+            return float(filings), math.nan
+        return float(filings), max(0.0, (at - first_seen).total_seconds() / 86400.0)
+
+    def filings(self, kind: str, key: str) -> int:
+        entry = self._known[kind].get(key)
+        return 0 if entry is None else entry[1]
+
+    def record(self, declaration: Declaration) -> None:
+        """Counts one newly stored declaration once per entity it names (call once per declaration id)."""
+        at = declaration.lodgement_time
+        if at is None:
+            return
+        seen: set[tuple[str, str]] = set()
+        for keys in declaration_keys(declaration):
+            for kind, key in zip(ENTITY_KINDS, keys, strict=True):
+                if key and (kind, key) not in seen:
+                    seen.add((kind, key))
+                    known = self._known[kind]
+                    entry = known.get(key)
+                    known[key] = (at, 1) if entry is None else (min(entry[0], at), entry[1] + 1)
+
+    def __len__(self) -> int:
+        return sum(len(v) for v in self._known.values())
