@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
-import queue
-import threading
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,11 +17,11 @@ from features import ENTITY_KINDS
 from risk_service.domain.assessment import Assessment
 from risk_service.domain.declaration import Declaration
 from risk_service.domain.entity_history import declaration_keys
-from risk_service.domain.errors import Unavailable
 from risk_service.domain.permits.model import LineBalance
 from risk_service.domain.ports import AssessmentRecord, BalancesChanged, SaveResult, SettleRefusals
 from risk_service.store import codec
 from risk_service.store.db import BulkInsert, chunks, create_engine
+from risk_service.store.group_commit import AfterCommit, GroupCommitWriter, Submission
 from risk_service.store.ledger import LineKey, Settlement, needs_ledger, settle_claims
 from risk_service.store.tables import assessments, filing_entities
 
@@ -36,14 +34,7 @@ _Row = dict[str, Any]
 _to_json = json.JSONEncoder(separators=(",", ":"), allow_nan=False, check_circular=False).encode
 
 
-@dataclass(slots=True)
-class _Submission:
-    """One save_many call, answered through its future; an atomic one is written whole or not at all."""
-
-    records: Sequence[AssessmentRecord]
-    future: Future[list[SaveResult]]
-    atomic: bool = False
-    rows: list[_Row] = field(default_factory=list)
+_Submission = Submission[AssessmentRecord, SaveResult]
 
 
 class _AtomicRace(Exception):
@@ -120,21 +111,19 @@ class SqlAssessmentStore:
         settle: SettleRefusals | None = None,
         on_balances: BalancesChanged | None = None,
     ) -> None:
-        if max_batch < 1:
-            raise ValueError("max_batch must be at least 1")
         self._engine = create_engine(url, sqlite_synchronous=sqlite_synchronous)
-        self._max_batch = max_batch
         self._settle = settle
         self._on_balances = on_balances
         self._insert = self._build_insert(self._engine.dialect.name)
         # A later version naming the same entities adds nothing: the first stored version's time stands.
         self._insert_entities = BulkInsert(filing_entities, self._engine.dialect, ignore_conflicts=True)
-        self._queue: queue.SimpleQueue[_Submission | None] = queue.SimpleQueue()
-        self._lock = threading.Lock()
-        self._closed = False
-        self._conn: sa.Connection | None = None
-        self._writer = threading.Thread(target=self._run, name="assessment-store-writer", daemon=True)
-        self._writer.start()
+        self._writer: GroupCommitWriter[AssessmentRecord, SaveResult] = GroupCommitWriter(
+            self._engine,
+            name="assessment-store-writer",
+            max_batch=max_batch,
+            prepare=_row,
+            transaction=self._transaction,
+        )
 
     @staticmethod
     def _build_insert(dialect: str) -> sa.Insert:
@@ -169,77 +158,7 @@ class SqlAssessmentStore:
         retry of a stored key, else their own, unstored one. So `created` is False for every
         record of a submission that wrote nothing; a rolled-back one also has a conflict.
         """
-        future: Future[list[SaveResult]] = Future()
-        if not records:
-            future.set_result([])
-            return future
-        with self._lock:
-            if self._closed:
-                future.set_exception(Unavailable("the assessment store is closed"))
-                return future
-            self._queue.put(_Submission(list(records), future, atomic))
-        return future
-
-    def _run(self) -> None:
-        stopping = False
-        while not stopping:
-            first = self._queue.get()
-            if first is None:
-                break
-            batch = [first]
-            size = len(first.records)
-            while size < self._max_batch:
-                try:
-                    nxt = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if nxt is None:
-                    stopping = True
-                    break
-                batch.append(nxt)
-                size += len(nxt.records)
-            try:
-                self._write(batch)
-            except BaseException as err:  # a bug here must not leave callers waiting forever
-                log.exception("assessment writer failed on a batch of %d submissions", len(batch))
-                for s in batch:
-                    if not s.future.done():
-                        s.future.set_exception(err)
-        self._drop_connection()
-
-    def _write(self, batch: list[_Submission]) -> None:
-        ready: list[_Submission] = []
-        for s in batch:
-            if not s.future.set_running_or_notify_cancel():
-                continue  # the caller gave up before we started; it has no answer to wait for
-            try:
-                s.rows = [_row(r) for r in s.records]
-            except Exception as err:
-                s.future.set_exception(err)
-                continue
-            ready.append(s)
-        if not ready:
-            return
-        try:
-            results, balances = self._transaction(ready)
-        except Exception:
-            log.warning("batch of %d submissions failed; retrying each on its own", len(ready), exc_info=True)
-            self._drop_connection()
-            for s in ready:
-                try:
-                    (result,), balances = self._transaction([s])
-                except Exception as err:
-                    log.warning("storing a submission of %d assessments failed: %s", len(s.records), type(err).__name__)
-                    self._drop_connection()
-                    s.future.set_exception(err)
-                else:
-                    self._notify(balances)
-                    s.future.set_result(result)
-            return
-        # Before the callers hear of the commit, so a caller's next screening sees its own draws.
-        self._notify(balances)
-        for s, result in zip(ready, results, strict=True):
-            s.future.set_result(result)
+        return self._writer.submit(records, atomic=atomic)
 
     def _notify(self, balances: Mapping[LineKey, LineBalance]) -> None:
         if not balances or self._on_balances is None:
@@ -249,93 +168,79 @@ class SqlAssessmentStore:
         except Exception:  # the draws are committed; a listener's failure must not fail their callers
             log.exception("the balances listener failed on %d goods lines", len(balances))
 
-    def _connection(self) -> sa.Connection:
-        if self._conn is None or self._conn.closed or self._conn.invalidated:
-            self._drop_connection()
-            self._conn = self._engine.connect().execution_options(sqlite_immediate=True)
-        return self._conn
-
-    def _drop_connection(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            try:
-                conn.close()
-            except Exception:
-                log.debug("closing the writer connection failed", exc_info=True)
-
     def _transaction(
-        self, submissions: list[_Submission]
-    ) -> tuple[list[list[SaveResult]], Mapping[LineKey, LineBalance]]:
-        """Writes the submissions in one transaction, with the results of writing them one after another.
+        self, conn: sa.Connection, submissions: list[_Submission]
+    ) -> tuple[list[list[SaveResult]], AfterCommit | None]:
+        """Writes the submissions in the writer's transaction, with the results of writing them one after another.
 
-        Also returns the new totals of the permit lines the ledger drew from or gave back to.
+        After the commit, and before the callers hear of it (so a caller's next screening sees its
+        own draws), the balances listener hears the new totals of the permit lines drawn from.
         """
-        conn = self._connection()
-        with conn.begin():
-            atomic_keys = {_key(r) for s in submissions if s.atomic for r in s.records}
-            # Rows stored before this batch, for the keys whose conflicts decide an atomic submission.
-            stored = self._stored(conn, list(atomic_keys), must_exist=False) if atomic_keys else {}
-            planned: dict[_Key, tuple[AssessmentRecord, _Row]] = {}  # first writer of each key in this batch
-            rolled_back: dict[int, list[SaveResult]] = {}
-            for n, s in enumerate(submissions):
-                if s.atomic:
-                    refused = self._refused(s, stored, planned)
-                    if refused is not None:
-                        rolled_back[n] = refused
-                        continue
-                for record, row in zip(s.records, s.rows, strict=True):
-                    key = _key(record)
-                    if key not in stored:
-                        planned.setdefault(key, (record, row))
-            settlement = self._settle_claims(conn, planned)
-            inserted: set[_Key] = set()
-            if planned:
-                inserted = {(r[0], r[1]) for r in conn.execute(self._insert, [row for _, row in planned.values()])}
-            missed = [k for k in planned if k not in inserted]
-            if not atomic_keys.isdisjoint(missed):
-                # The check above did not see that row; alone, in a new transaction, it will.
-                raise _AtomicRace(f"{len(missed)} keys stored by another writer meanwhile, e.g. {missed[0]}")
-            lost = settlement.settled.intersection(missed)
-            if lost:
-                # Another writer stored one of these keys after the ledger looked, so the draws settled for
-                # it would come on top of that writer's. Rolling back undoes them; the retry of each
-                # submission on its own then finds the stored row and settles nothing for it.
-                raise _LedgerRace(f"{len(lost)} settled keys stored by another writer meanwhile, e.g. {min(lost)}")
-            stored.update(self._stored(conn, missed, must_exist=True))
-            # In key order, so two writers naming the same entities lock them in the same order.
-            entity_rows = [e for k in inserted for e in _entity_rows(planned[k][0].declaration)]
-            entity_rows.sort(key=lambda e: (e["kind"], e["entity_key"], e["declaration_id"]))
-            self._insert_entities.execute(conn, entity_rows)
-            created: set[_Key] = set()
-            out: list[list[SaveResult]] = []
-            for n, s in enumerate(submissions):
-                if n in rolled_back:
-                    out.append(rolled_back[n])
+        atomic_keys = {_key(r) for s in submissions if s.atomic for r in s.records}
+        # Rows stored before this batch, for the keys whose conflicts decide an atomic submission.
+        stored = self._stored(conn, list(atomic_keys), must_exist=False) if atomic_keys else {}
+        planned: dict[_Key, tuple[AssessmentRecord, _Row]] = {}  # first writer of each key in this batch
+        rolled_back: dict[int, list[SaveResult]] = {}
+        for n, s in enumerate(submissions):
+            if s.atomic:
+                refused = self._refused(s, stored, planned)
+                if refused is not None:
+                    rolled_back[n] = refused
                     continue
-                results: list[SaveResult] = []
-                for record in s.records:
-                    key = _key(record)
-                    if key in inserted:
-                        if key not in created:
-                            created.add(key)
-                            # The planned record: its assessment is the stored one, flagged by the ledger if it refused.
-                            results.append(SaveResult(planned[key][0].assessment, created=True, conflict=False))
-                        else:  # a second copy in this batch: as if it came after the first
-                            original = planned[key][0]
-                            conflict = original.content_hash != record.content_hash
-                            results.append(SaveResult(original.assessment, created=False, conflict=conflict))
-                    else:
-                        content_hash, earlier = stored[key]
-                        conflict = content_hash != record.content_hash
-                        results.append(SaveResult(earlier, created=False, conflict=conflict))
-                out.append(results)
+            for record, row in zip(s.records, s.rows, strict=True):
+                key = _key(record)
+                if key not in stored:
+                    planned.setdefault(key, (record, row))
+        settlement = self._settle_claims(conn, planned)
+        inserted: set[_Key] = set()
+        if planned:
+            inserted = {(r[0], r[1]) for r in conn.execute(self._insert, [row for _, row in planned.values()])}
+        missed = [k for k in planned if k not in inserted]
+        if not atomic_keys.isdisjoint(missed):
+            # The check above did not see that row; alone, in a new transaction, it will.
+            raise _AtomicRace(f"{len(missed)} keys stored by another writer meanwhile, e.g. {missed[0]}")
+        lost = settlement.settled.intersection(missed)
+        if lost:
+            # Another writer stored one of these keys after the ledger looked, so the draws settled for
+            # it would come on top of that writer's. Rolling back undoes them; the retry of each
+            # submission on its own then finds the stored row and settles nothing for it.
+            raise _LedgerRace(f"{len(lost)} settled keys stored by another writer meanwhile, e.g. {min(lost)}")
+        stored.update(self._stored(conn, missed, must_exist=True))
+        # In key order, so two writers naming the same entities lock them in the same order.
+        entity_rows = [e for k in inserted for e in _entity_rows(planned[k][0].declaration)]
+        entity_rows.sort(key=lambda e: (e["kind"], e["entity_key"], e["declaration_id"]))
+        self._insert_entities.execute(conn, entity_rows)
+        created: set[_Key] = set()
+        out: list[list[SaveResult]] = []
+        for n, s in enumerate(submissions):
+            if n in rolled_back:
+                out.append(rolled_back[n])
+                continue
+            results: list[SaveResult] = []
+            for record in s.records:
+                key = _key(record)
+                if key in inserted:
+                    if key not in created:
+                        created.add(key)
+                        # The planned record: its assessment is the stored one, flagged by the ledger if it refused.
+                        results.append(SaveResult(planned[key][0].assessment, created=True, conflict=False))
+                    else:  # a second copy in this batch: as if it came after the first
+                        original = planned[key][0]
+                        conflict = original.content_hash != record.content_hash
+                        results.append(SaveResult(original.assessment, created=False, conflict=conflict))
+                else:
+                    content_hash, earlier = stored[key]
+                    conflict = content_hash != record.content_hash
+                    results.append(SaveResult(earlier, created=False, conflict=conflict))
+            out.append(results)
         if rolled_back:
             log.info(
                 "%d atomic submissions with conflicts were not written: %s",
                 len(rolled_back),
                 ", ".join(f"{len(submissions[n].records)} records" for n in rolled_back),
             )
-        return out, settlement.balances
+        balances = settlement.balances
+        return out, (lambda: self._notify(balances)) if balances else None
 
     def _settle_claims(self, conn: sa.Connection, planned: dict[_Key, tuple[AssessmentRecord, _Row]]) -> Settlement:
         """Settles the permit claims of the records about to be inserted; swaps in the flagged assessments.
@@ -474,7 +379,7 @@ class SqlAssessmentStore:
 
     def ping(self) -> bool:
         """True when the writer runs and the database answers; for health checks."""
-        if self._closed or not self._writer.is_alive():
+        if not self._writer.alive:
             return False
         try:
             with self._engine.connect() as conn:
@@ -488,14 +393,7 @@ class SqlAssessmentStore:
 
     def close(self) -> None:
         """Writes what is queued, stops the writer and releases the engine; safe to call twice."""
-        with self._lock:
-            first_call = not self._closed
-            self._closed = True
-            if first_call:
-                self._queue.put(None)
-        if threading.current_thread() is not self._writer:
-            self._writer.join()
-        if first_call:
+        if self._writer.close():
             self._engine.dispose()
 
     def __enter__(self) -> SqlAssessmentStore:
