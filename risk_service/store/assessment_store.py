@@ -19,8 +19,8 @@ from risk_service.domain.declaration import Declaration
 from risk_service.domain.entity_history import declaration_keys
 from risk_service.domain.permits.model import LineBalance
 from risk_service.domain.ports import AssessmentRecord, BalancesChanged, SaveResult, SettleRefusals
-from risk_service.store import codec
-from risk_service.store.db import BulkInsert, chunks, create_engine
+from risk_service.store import codec, keyed_writes
+from risk_service.store.db import BulkInsert, create_engine
 from risk_service.store.group_commit import AfterCommit, GroupCommitWriter, Submission
 from risk_service.store.ledger import LineKey, Settlement, needs_ledger, settle_claims
 from risk_service.store.tables import assessments, filing_entities
@@ -176,27 +176,17 @@ class SqlAssessmentStore:
         After the commit, and before the callers hear of it (so a caller's next screening sees its
         own draws), the balances listener hears the new totals of the permit lines drawn from.
         """
-        atomic_keys = {_key(r) for s in submissions if s.atomic for r in s.records}
         # Rows stored before this batch, for the keys whose conflicts decide an atomic submission.
-        stored = self._stored(conn, list(atomic_keys), must_exist=False) if atomic_keys else {}
-        planned: dict[_Key, tuple[AssessmentRecord, _Row]] = {}  # first writer of each key in this batch
-        rolled_back: dict[int, list[SaveResult]] = {}
-        for n, s in enumerate(submissions):
-            if s.atomic:
-                refused = self._refused(s, stored, planned)
-                if refused is not None:
-                    rolled_back[n] = refused
-                    continue
-            for record, row in zip(s.records, s.rows, strict=True):
-                key = _key(record)
-                if key not in stored:
-                    planned.setdefault(key, (record, row))
+        atomic = keyed_writes.atomic_keys(submissions, _key)
+        stored = self._stored(conn, atomic, must_exist=False) if atomic else {}
+        plan = keyed_writes.plan_writes(submissions, stored, _key, SaveResult)
+        planned = plan.planned
         settlement = self._settle_claims(conn, planned)
         inserted: set[_Key] = set()
         if planned:
             inserted = {(r[0], r[1]) for r in conn.execute(self._insert, [row for _, row in planned.values()])}
         missed = [k for k in planned if k not in inserted]
-        if not atomic_keys.isdisjoint(missed):
+        if not plan.atomic_keys.isdisjoint(missed):
             # The check above did not see that row; alone, in a new transaction, it will.
             raise _AtomicRace(f"{len(missed)} keys stored by another writer meanwhile, e.g. {missed[0]}")
         lost = settlement.settled.intersection(missed)
@@ -210,34 +200,12 @@ class SqlAssessmentStore:
         entity_rows = [e for k in inserted for e in _entity_rows(planned[k][0].declaration)]
         entity_rows.sort(key=lambda e: (e["kind"], e["entity_key"], e["declaration_id"]))
         self._insert_entities.execute(conn, entity_rows)
-        created: set[_Key] = set()
-        out: list[list[SaveResult]] = []
-        for n, s in enumerate(submissions):
-            if n in rolled_back:
-                out.append(rolled_back[n])
-                continue
-            results: list[SaveResult] = []
-            for record in s.records:
-                key = _key(record)
-                if key in inserted:
-                    if key not in created:
-                        created.add(key)
-                        # The planned record: its assessment is the stored one, flagged by the ledger if it refused.
-                        results.append(SaveResult(planned[key][0].assessment, created=True, conflict=False))
-                    else:  # a second copy in this batch: as if it came after the first
-                        original = planned[key][0]
-                        conflict = original.content_hash != record.content_hash
-                        results.append(SaveResult(original.assessment, created=False, conflict=conflict))
-                else:
-                    content_hash, earlier = stored[key]
-                    conflict = content_hash != record.content_hash
-                    results.append(SaveResult(earlier, created=False, conflict=conflict))
-            out.append(results)
-        if rolled_back:
+        out = keyed_writes.collect_results(submissions, plan, inserted, stored, _key, SaveResult)
+        if plan.rolled_back:
             log.info(
                 "%d atomic submissions with conflicts were not written: %s",
-                len(rolled_back),
-                ", ".join(f"{len(submissions[n].records)} records" for n in rolled_back),
+                len(plan.rolled_back),
+                ", ".join(f"{len(submissions[n].records)} records" for n in plan.rolled_back),
             )
         balances = settlement.balances
         return out, (lambda: self._notify(balances)) if balances else None
@@ -258,54 +226,19 @@ class SqlAssessmentStore:
         return settlement
 
     @staticmethod
-    def _refused(
-        submission: _Submission,
-        stored: dict[_Key, tuple[str, Assessment]],
-        planned: dict[_Key, tuple[AssessmentRecord, _Row]],
-    ) -> list[SaveResult] | None:
-        """The results of an atomic submission that would hold a conflict (it is then not written), else None.
-
-        `stored` holds the rows from before this batch, `planned` the records earlier submissions in it write.
-        """
-        own: dict[_Key, AssessmentRecord] = {}
-        results: list[SaveResult] = []
-        any_conflict = False
-        for record in submission.records:
-            key = _key(record)
-            if key in stored:
-                content_hash, earlier = stored[key]
-            elif key in planned or key in own:
-                first = planned[key][0] if key in planned else own[key]
-                content_hash, earlier = first.content_hash, first.assessment
-            else:
-                own[key] = record
-                results.append(SaveResult(record.assessment, created=False, conflict=False))
-                continue
-            conflict = content_hash != record.content_hash
-            any_conflict = any_conflict or conflict
-            results.append(SaveResult(earlier, created=False, conflict=conflict))
-        return results if any_conflict else None
-
-    @staticmethod
-    def _stored(conn: sa.Connection, keys: Sequence[_Key], *, must_exist: bool) -> dict[_Key, tuple[str, Assessment]]:
+    def _stored(conn: sa.Connection, keys: Sequence[_Key], *, must_exist: bool) -> keyed_writes.Stored:
         """(content hash, assessment) of the stored rows with these keys."""
         t = assessments
-        wanted = set(keys)
-        found: dict[_Key, tuple[str, Assessment]] = {}
-        # By declaration id, the unique index's first column: SQLite answers a (id, version) IN list
-        # with a scan of the whole table. A declaration's other versions are few; they are skipped here.
-        for chunk in chunks(sorted({declaration_id for declaration_id, _ in wanted})):
-            query = sa.select(t.c.declaration_id, t.c.declaration_version, t.c.content_hash, t.c.assessment).where(
-                t.c.declaration_id.in_(chunk)
-            )
-            for declaration_id, version, content_hash, document in conn.execute(query):
-                if (declaration_id, version) in wanted:
-                    found[(declaration_id, version)] = (content_hash, codec.assessment_from_dict(document))
-        missing = [k for k in keys if k not in found] if must_exist else []
-        if missing:
-            # ON CONFLICT skipped these, so a row existed; if it is gone now something else deleted it.
-            raise RuntimeError(f"{len(missing)} assessments neither inserted nor found, e.g. {missing[0]}")
-        return found
+        return keyed_writes.stored_rows(
+            conn,
+            t.c.declaration_id,
+            t.c.declaration_version,
+            t.c.content_hash,
+            t.c.assessment,
+            keys,
+            codec.assessment_from_dict,
+            must_exist=must_exist,
+        )
 
     # -- reading (short connections of their own, never the writer's) ---------------------------
 

@@ -32,39 +32,79 @@ FORMAT_VERSION = 1
 JsonDict = dict[str, Any]
 
 
-def _num(value: float) -> float | str:
+def num_to_json(value: float) -> float | str:
     """JSON has no NaN or infinities (PostgreSQL rejects them), so those travel as strings float() reads back."""
     return value if math.isfinite(value) else str(value)
 
 
-def _float(value: float | str) -> float:
+def float_from_json(value: float | str) -> float:
     return float(value)
 
 
-def _time(value: datetime) -> str:
+def time_to_json(value: datetime) -> str:
     if value.tzinfo is None:
         raise ValueError("naive datetime; the store keeps tz-aware instants only")
     return value.astimezone(UTC).isoformat()
 
 
-def _parse_time(value: str) -> datetime:
+def time_from_json(value: str) -> datetime:
     return datetime.fromisoformat(value).astimezone(UTC)
 
 
-def _optional_time(value: datetime | None) -> str | None:
-    return None if value is None else _time(value)
+def optional_time_to_json(value: datetime | None) -> str | None:
+    return None if value is None else time_to_json(value)
 
 
-def _parse_optional_time(value: str | None) -> datetime | None:
-    return None if value is None else _parse_time(value)
+def optional_time_from_json(value: str | None) -> datetime | None:
+    return None if value is None else time_from_json(value)
 
 
-def _optional_num(value: float | None) -> float | str | None:
-    return None if value is None else _num(value)
+def optional_num_to_json(value: float | None) -> float | str | None:
+    return None if value is None else num_to_json(value)
 
 
-def _optional_float(value: float | str | None) -> float | None:
-    return None if value is None else _float(value)
+def optional_float_from_json(value: float | str | None) -> float | None:
+    return None if value is None else float_from_json(value)
+
+
+def rule_hit_to_dict(h: RuleHit) -> JsonDict:
+    return {
+        "rule_id": h.rule_id,
+        "message": h.message,
+        "fields": list(h.fields),
+        "weight": num_to_json(h.weight),
+        "min_channel": None if h.min_channel is None else int(h.min_channel),
+        "item_numbers": list(h.item_numbers),
+    }
+
+
+def rule_hit_from_dict(h: JsonDict) -> RuleHit:
+    return RuleHit(
+        rule_id=h["rule_id"],
+        message=h["message"],
+        fields=tuple(h["fields"]),
+        weight=float_from_json(h["weight"]),
+        min_channel=None if h["min_channel"] is None else Channel(h["min_channel"]),
+        item_numbers=tuple(h["item_numbers"]),
+    )
+
+
+def contribution_to_dict(c: FeatureContribution) -> JsonDict:
+    return {
+        "feature": c.feature,
+        "value": num_to_json(c.value),
+        "contribution": num_to_json(c.contribution),
+        "item_number": c.item_number,
+    }
+
+
+def contribution_from_dict(c: JsonDict) -> FeatureContribution:
+    return FeatureContribution(
+        feature=c["feature"],
+        value=float_from_json(c["value"]),
+        contribution=float_from_json(c["contribution"]),
+        item_number=c["item_number"],
+    )
 
 
 def assessment_to_dict(a: Assessment) -> JsonDict:
@@ -74,34 +114,16 @@ def assessment_to_dict(a: Assessment) -> JsonDict:
         "declaration_id": a.declaration_id,
         "declaration_version": a.declaration_version,
         "channel": int(a.channel),
-        "risk_score": _num(a.risk_score),
-        "model_score": None if a.model_score is None else _num(a.model_score),
-        "rule_hits": [
-            {
-                "rule_id": h.rule_id,
-                "message": h.message,
-                "fields": list(h.fields),
-                "weight": _num(h.weight),
-                "min_channel": None if h.min_channel is None else int(h.min_channel),
-                "item_numbers": list(h.item_numbers),
-            }
-            for h in a.rule_hits
-        ],
-        "contributions": [
-            {
-                "feature": c.feature,
-                "value": _num(c.value),
-                "contribution": _num(c.contribution),
-                "item_number": c.item_number,
-            }
-            for c in a.contributions
-        ],
+        "risk_score": num_to_json(a.risk_score),
+        "model_score": None if a.model_score is None else num_to_json(a.model_score),
+        "rule_hits": [rule_hit_to_dict(h) for h in a.rule_hits],
+        "contributions": [contribution_to_dict(c) for c in a.contributions],
         "random_control": a.random_control,
         "model_status": int(a.model_status),
         "model_name": a.model_name,
         "model_version": a.model_version,
         "rule_set_version": a.rule_set_version,
-        "assessment_time": _time(a.assessment_time),
+        "assessment_time": time_to_json(a.assessment_time),
         "controlled_goods_version": a.controlled_goods_version,
     }
 
@@ -113,40 +135,22 @@ def assessment_from_dict(d: JsonDict) -> Assessment:
         declaration_id=d["declaration_id"],
         declaration_version=d["declaration_version"],
         channel=Channel(d["channel"]),
-        risk_score=_float(d["risk_score"]),
-        model_score=None if model_score is None else _float(model_score),
-        rule_hits=tuple(
-            RuleHit(
-                rule_id=h["rule_id"],
-                message=h["message"],
-                fields=tuple(h["fields"]),
-                weight=_float(h["weight"]),
-                min_channel=None if h["min_channel"] is None else Channel(h["min_channel"]),
-                item_numbers=tuple(h["item_numbers"]),
-            )
-            for h in d["rule_hits"]
-        ),
-        contributions=tuple(
-            FeatureContribution(
-                feature=c["feature"],
-                value=_float(c["value"]),
-                contribution=_float(c["contribution"]),
-                item_number=c["item_number"],
-            )
-            for c in d["contributions"]
-        ),
+        risk_score=float_from_json(d["risk_score"]),
+        model_score=None if model_score is None else float_from_json(model_score),
+        rule_hits=tuple(rule_hit_from_dict(h) for h in d["rule_hits"]),
+        contributions=tuple(contribution_from_dict(c) for c in d["contributions"]),
         random_control=d["random_control"],
         model_status=ModelStatus(d["model_status"]),
         model_name=d["model_name"],
         model_version=d["model_version"],
         rule_set_version=d["rule_set_version"],
-        assessment_time=_parse_time(d["assessment_time"]),
+        assessment_time=time_from_json(d["assessment_time"]),
         # Documents stored before permits were checked have no such field.
         controlled_goods_version=d.get("controlled_goods_version", ""),
     )
 
 
-def _party(p: Party) -> JsonDict:
+def party_to_dict(p: Party) -> JsonDict:
     return {"id": p.id, "name": p.name}
 
 
@@ -155,15 +159,15 @@ def _item(i: GoodsItem) -> JsonDict:
         "item_number": i.item_number,
         "hs_code": i.hs_code,
         "description": i.description,
-        "quantity": _num(i.quantity),
+        "quantity": num_to_json(i.quantity),
         "quantity_unit": i.quantity_unit,
-        "net_mass_kg": _num(i.net_mass_kg),
-        "gross_mass_kg": _num(i.gross_mass_kg),
-        "customs_value": _num(i.customs_value),
+        "net_mass_kg": num_to_json(i.net_mass_kg),
+        "gross_mass_kg": num_to_json(i.gross_mass_kg),
+        "customs_value": num_to_json(i.customs_value),
         "origin_country": i.origin_country,
         "preference_claimed": i.preference_claimed,
         "permit_references": list(i.permit_references),
-        "duties_and_taxes": [{"type_code": t.type_code, "amount": _num(t.amount)} for t in i.duties_and_taxes],
+        "duties_and_taxes": [{"type_code": t.type_code, "amount": num_to_json(t.amount)} for t in i.duties_and_taxes],
     }
 
 
@@ -174,11 +178,11 @@ def declaration_to_dict(d: Declaration) -> JsonDict:
         "declaration_id": d.declaration_id,
         "version": d.version,
         "type": int(d.type),
-        "lodgement_time": None if d.lodgement_time is None else _time(d.lodgement_time),
+        "lodgement_time": None if d.lodgement_time is None else time_to_json(d.lodgement_time),
         "customs_office": d.customs_office,
-        "declarant": _party(d.declarant),
-        "importer": _party(d.importer),
-        "exporter": _party(d.exporter),
+        "declarant": party_to_dict(d.declarant),
+        "importer": party_to_dict(d.importer),
+        "exporter": party_to_dict(d.exporter),
         "aeo_status": int(d.aeo_status),
         "export_country": d.export_country,
         "origin_country": d.origin_country,
@@ -188,12 +192,12 @@ def declaration_to_dict(d: Declaration) -> JsonDict:
         "container_numbers": list(d.container_numbers),
         "incoterm": d.incoterm,
         "invoice_currency": d.invoice_currency,
-        "invoice_amount": _num(d.invoice_amount),
+        "invoice_amount": num_to_json(d.invoice_amount),
         "items": [_item(i) for i in d.items],
     }
 
 
-def _party_from(d: JsonDict) -> Party:
+def party_from_dict(d: JsonDict) -> Party:
     return Party(id=d["id"], name=d["name"])
 
 
@@ -202,16 +206,16 @@ def _item_from(d: JsonDict) -> GoodsItem:
         item_number=d["item_number"],
         hs_code=d["hs_code"],
         description=d["description"],
-        quantity=_float(d["quantity"]),
+        quantity=float_from_json(d["quantity"]),
         quantity_unit=d["quantity_unit"],
-        net_mass_kg=_float(d["net_mass_kg"]),
-        gross_mass_kg=_float(d["gross_mass_kg"]),
-        customs_value=_float(d["customs_value"]),
+        net_mass_kg=float_from_json(d["net_mass_kg"]),
+        gross_mass_kg=float_from_json(d["gross_mass_kg"]),
+        customs_value=float_from_json(d["customs_value"]),
         origin_country=d["origin_country"],
         preference_claimed=d["preference_claimed"],
         permit_references=tuple(d["permit_references"]),
         duties_and_taxes=tuple(
-            DutyTax(type_code=t["type_code"], amount=_float(t["amount"])) for t in d["duties_and_taxes"]
+            DutyTax(type_code=t["type_code"], amount=float_from_json(t["amount"])) for t in d["duties_and_taxes"]
         ),
     )
 
@@ -223,11 +227,11 @@ def declaration_from_dict(d: JsonDict) -> Declaration:
         declaration_id=d["declaration_id"],
         version=d["version"],
         type=DeclarationType(d["type"]),
-        lodgement_time=None if lodged is None else _parse_time(lodged),
+        lodgement_time=None if lodged is None else time_from_json(lodged),
         customs_office=d["customs_office"],
-        declarant=_party_from(d["declarant"]),
-        importer=_party_from(d["importer"]),
-        exporter=_party_from(d["exporter"]),
+        declarant=party_from_dict(d["declarant"]),
+        importer=party_from_dict(d["importer"]),
+        exporter=party_from_dict(d["exporter"]),
         aeo_status=AeoStatus(d["aeo_status"]),
         export_country=d["export_country"],
         origin_country=d["origin_country"],
@@ -237,7 +241,7 @@ def declaration_from_dict(d: JsonDict) -> Declaration:
         container_numbers=tuple(d["container_numbers"]),
         incoterm=d["incoterm"],
         invoice_currency=d["invoice_currency"],
-        invoice_amount=_float(d["invoice_amount"]),
+        invoice_amount=float_from_json(d["invoice_amount"]),
         items=tuple(_item_from(i) for i in d["items"]),
     )
 
@@ -251,8 +255,8 @@ def _goods_line(line: PermitGoodsLine) -> JsonDict:
         "hs_prefix": line.hs_prefix,
         "description": line.description,
         "unit": line.unit,
-        "authorised_quantity": _optional_num(line.authorised_quantity),
-        "authorised_value": _optional_num(line.authorised_value),
+        "authorised_quantity": optional_num_to_json(line.authorised_quantity),
+        "authorised_value": optional_num_to_json(line.authorised_value),
     }
 
 
@@ -262,8 +266,8 @@ def _goods_line_from(d: JsonDict) -> PermitGoodsLine:
         hs_prefix=d["hs_prefix"],
         description=d["description"],
         unit=d["unit"],
-        authorised_quantity=_optional_float(d["authorised_quantity"]),
-        authorised_value=_optional_float(d["authorised_value"]),
+        authorised_quantity=optional_float_from_json(d["authorised_quantity"]),
+        authorised_value=optional_float_from_json(d["authorised_value"]),
     )
 
 
@@ -275,8 +279,8 @@ def permit_to_dict(p: Permit) -> JsonDict:
         "type": int(p.type),
         "holder_id": p.holder_id,
         "goods_lines": [_goods_line(line) for line in p.goods_lines],
-        "valid_from": _optional_time(p.valid_from),
-        "valid_to": _optional_time(p.valid_to),
+        "valid_from": optional_time_to_json(p.valid_from),
+        "valid_to": optional_time_to_json(p.valid_to),
         "allowed_origin_countries": list(p.allowed_origin_countries),
         "allowed_customs_offices": list(p.allowed_customs_offices),
         "end_use": p.end_use,
@@ -293,8 +297,8 @@ def permit_from_dict(d: JsonDict) -> Permit:
         type=PermitType(d["type"]),
         holder_id=d["holder_id"],
         goods_lines=tuple(_goods_line_from(line) for line in d["goods_lines"]),
-        valid_from=_parse_optional_time(d["valid_from"]),
-        valid_to=_parse_optional_time(d["valid_to"]),
+        valid_from=optional_time_from_json(d["valid_from"]),
+        valid_to=optional_time_from_json(d["valid_to"]),
         allowed_origin_countries=tuple(d["allowed_origin_countries"]),
         allowed_customs_offices=tuple(d["allowed_customs_offices"]),
         end_use=d["end_use"],
@@ -311,7 +315,7 @@ def permit_change_to_dict(c: PermitChange) -> JsonDict:
         "action": int(c.action),
         "actor": c.actor,
         "reason": c.reason,
-        "change_time": _time(c.change_time),
+        "change_time": time_to_json(c.change_time),
         "permit": permit_to_dict(c.permit),
     }
 
@@ -322,7 +326,7 @@ def permit_change_from_dict(d: JsonDict) -> PermitChange:
         action=PermitAction(d["action"]),
         actor=d["actor"],
         reason=d["reason"],
-        change_time=_parse_time(d["change_time"]),
+        change_time=time_from_json(d["change_time"]),
         permit=permit_from_dict(d["permit"]),
     )
 
@@ -334,9 +338,9 @@ def draw_record_to_dict(r: DrawRecord) -> JsonDict:
         "declaration_version": r.declaration_version,
         "line_number": r.line_number,
         "item_number": r.item_number,
-        "quantity": _num(r.quantity),
-        "value": _num(r.value),
-        "drawn_at": _time(r.drawn_at),
+        "quantity": num_to_json(r.quantity),
+        "value": num_to_json(r.value),
+        "drawn_at": time_to_json(r.drawn_at),
     }
 
 
@@ -347,7 +351,7 @@ def draw_record_from_dict(d: JsonDict) -> DrawRecord:
         declaration_version=d["declaration_version"],
         line_number=d["line_number"],
         item_number=d["item_number"],
-        quantity=_float(d["quantity"]),
-        value=_float(d["value"]),
-        drawn_at=_parse_time(d["drawn_at"]),
+        quantity=float_from_json(d["quantity"]),
+        value=float_from_json(d["value"]),
+        drawn_at=time_from_json(d["drawn_at"]),
     )
