@@ -26,12 +26,12 @@ CURRENCY_CODES = frozenset(c.alpha_3 for c in pycountry.currencies)
 INCOTERMS_2020 = frozenset({"EXW", "FCA", "CPT", "CIP", "DAP", "DPU", "DDP", "FAS", "FOB", "CFR", "CIF"})
 
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/\-]*")
-_HS_CODE = re.compile(r"[0-9]{6,10}")
+HS_CODE = re.compile(r"[0-9]{6,10}")
 _UNIT = re.compile(r"[A-Z0-9]{1,3}")  # UN/ECE Recommendation 20 common codes
 _CONTAINER = re.compile(r"[A-Z]{4}[0-9]{7}")  # ISO 6346 shape; the check digit is the cargo issue's
 _CODE = re.compile(r"[A-Za-z0-9]{1,16}")
 # Lodgement a little in the future is clock skew; far in the future is a wrong date.
-_FUTURE_SKEW = timedelta(days=1)
+FUTURE_SKEW = timedelta(days=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,14 +70,14 @@ def validate_declaration(
         out.add(f"{path}.lodgement_time", "is required")
     else:
         now = now or datetime.now(UTC)
-        if d.lodgement_time > now + _FUTURE_SKEW:
+        if d.lodgement_time > now + FUTURE_SKEW:
             out.add(f"{path}.lodgement_time", "is more than a day in the future")
         elif d.lodgement_time < now - timedelta(days=limits.max_lodgement_age_days):
             out.add(f"{path}.lodgement_time", f"is more than {limits.max_lodgement_age_days} days in the past")
     check_identifier(out, f"{path}.customs_office", d.customs_office, limits)
-    _party(out, f"{path}.declarant", d.declarant, limits, required=True)
-    _party(out, f"{path}.importer", d.importer, limits, required=d.type != DeclarationType.EXPORT)
-    _party(out, f"{path}.exporter", d.exporter, limits, required=d.type == DeclarationType.EXPORT)
+    check_party(out, f"{path}.declarant", d.declarant, limits, required=True)
+    check_party(out, f"{path}.importer", d.importer, limits, required=d.type != DeclarationType.EXPORT)
+    check_party(out, f"{path}.exporter", d.exporter, limits, required=d.type == DeclarationType.EXPORT)
     check_enum(out, f"{path}.aeo_status", d.aeo_status, AeoStatus.UNSPECIFIED)
     for name in ("export_country", "origin_country", "destination_country"):
         check_country(out, f"{path}.{name}", getattr(d, name))
@@ -115,7 +115,7 @@ def _items(out: ViolationCollector, path: str, items: tuple[GoodsItem, ...], lim
         elif item.item_number in seen:
             out.add(f"{p}.item_number", f"duplicates item number {item.item_number}")
         seen.add(item.item_number)
-        if not _HS_CODE.fullmatch(item.hs_code):
+        if not HS_CODE.fullmatch(item.hs_code):
             out.add(f"{p}.hs_code", "must be 6 to 10 digits")
         check_text(out, f"{p}.description", item.description, limits, required=True)
         for name in ("quantity", "net_mass_kg", "gross_mass_kg", "customs_value"):
@@ -150,7 +150,7 @@ def check_identifier(out: ViolationCollector, path: str, value: str, limits: Val
         out.add(path, "may hold only letters, digits and . _ : / -, starting with a letter or digit")
 
 
-def _party(out: ViolationCollector, path: str, party: Party, limits: ValidationLimits, *, required: bool) -> None:
+def check_party(out: ViolationCollector, path: str, party: Party, limits: ValidationLimits, *, required: bool) -> None:
     if required or party.id:
         check_identifier(out, f"{path}.id", party.id, limits)
     check_text(out, f"{path}.name", party.name, limits, required=False)

@@ -21,13 +21,23 @@ Conditions are Python-like expressions over dotted context names (see `context.C
 `and or not`, comparisons (chained too), `in` / `not in` a named or literal list, `+ - * /`,
 literals, and the functions len, lower, startswith, contains, contains_any, abs, is_missing
 and pair_listed. They are parsed, never executed: see `conditions`.
+
+Rule sets screen goods declarations by default. Another kind of filing brings its own names as
+a `RuleSubject` (`load_rule_set(path, feature_names, subject=...)`): cargo reports use
+`risk_service.domain.cargo.rules`.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from risk_service.domain.rules.context import CONTEXT_SCHEMA, context_schema, item_contexts
+from risk_service.domain.rules.context import (
+    CONTEXT_SCHEMA,
+    DECLARATION_SUBJECT,
+    RuleSubject,
+    context_schema,
+    item_contexts,
+)
 from risk_service.domain.rules.engine import WEAK_HIT_WEIGHT, Rule, RuleSet
 from risk_service.domain.rules.errors import RuleLoadError, RuleSetError
 from risk_service.domain.rules.holder import RuleSetHolder
@@ -38,6 +48,7 @@ DEFAULT_RULES_PATH = Path(__file__).with_name("default_rules.yaml")
 
 __all__ = [
     "CONTEXT_SCHEMA",
+    "DECLARATION_SUBJECT",
     "DEFAULT_RULES_PATH",
     "WEAK_HIT_WEIGHT",
     "Rule",
@@ -45,6 +56,7 @@ __all__ = [
     "RuleSet",
     "RuleSetError",
     "RuleSetHolder",
+    "RuleSubject",
     "context_schema",
     "item_contexts",
     "load_rule_set",

@@ -1,10 +1,12 @@
-"""The evaluation context of rule conditions: one flat dict of dotted names per goods item."""
+"""The evaluation context of rule conditions: one flat dict of dotted names per goods item (or row)."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from types import MappingProxyType
+from typing import Any
 
 import numpy as np
 
@@ -74,7 +76,11 @@ _FIELD_PATHS: dict[str, str] = {
 
 def context_schema(feature_names: Sequence[str]) -> dict[str, type]:
     """CONTEXT_SCHEMA plus `features.<name>` (float) for each feature name."""
-    schema = dict(CONTEXT_SCHEMA)
+    return _with_features(CONTEXT_SCHEMA, feature_names)
+
+
+def _with_features(fixed: Mapping[str, type], feature_names: Sequence[str]) -> dict[str, type]:
+    schema = dict(fixed)
     for name in feature_names:
         if not name.isidentifier():
             raise ValueError(f"feature name {name!r} is not an identifier")
@@ -82,9 +88,12 @@ def context_schema(feature_names: Sequence[str]) -> dict[str, type]:
     return schema
 
 
+_ITEM_LEVEL_PREFIXES = ("item.", FEATURE_PREFIX)
+
+
 def is_item_level(name: str) -> bool:
     """True for names whose value differs between the items of one declaration."""
-    return name.startswith(("item.", FEATURE_PREFIX))
+    return name.startswith(_ITEM_LEVEL_PREFIXES)
 
 
 def field_path(name: str, position: int) -> str:
@@ -94,6 +103,51 @@ def field_path(name: str, position: int) -> str:
         "declaration.items[{i}]." + name.removeprefix("item.") if name.startswith("item.") else name
     )
     return path.replace("{i}", str(position))
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class RuleSubject:
+    """What a rule set screens: the names its conditions may use, and how a context maps back.
+
+    A context is one flat dict per *row* of the filing (a goods item of a declaration, a goods
+    item in a container of a cargo report). Compared by identity: there is one per kind of filing.
+    """
+
+    #: What the rule sets of this subject screen, e.g. "declaration" or "cargo report".
+    name: str
+    #: Every fixed name with its type; `features.<name>` (float) is added per feature name.
+    schema: Mapping[str, type]
+    #: Names starting with one of these differ between the rows of one filing. A condition that
+    #: uses none of them is evaluated once per filing and its hit names no rows.
+    row_prefixes: tuple[str, ...]
+    #: The context key whose int value identifies a matched row in `RuleHit.item_numbers`.
+    row_number: str
+    #: (name, row location) -> the field path(s) a name came from, for `RuleHit.fields`.
+    field_path: Callable[[str, Any], str | tuple[str, ...]]
+    #: The context key holding a row's location for `field_path` (any hashable value); None: the
+    #: row's 0-based position among the contexts.
+    row_location: str | None = None
+
+    def context_schema(self, feature_names: Sequence[str]) -> dict[str, type]:
+        """The fixed names plus `features.<name>` (float) for each feature name."""
+        return _with_features(self.schema, feature_names)
+
+    def is_row_level(self, name: str) -> bool:
+        return name.startswith(self.row_prefixes)
+
+    def field_paths(self, name: str, location: Any) -> tuple[str, ...]:
+        path = self.field_path(name, location)
+        return (path,) if isinstance(path, str) else path
+
+
+#: Goods declarations: one context per goods item (`item_contexts`), hits numbered by item number.
+DECLARATION_SUBJECT = RuleSubject(
+    name="declaration",
+    schema=CONTEXT_SCHEMA,
+    row_prefixes=_ITEM_LEVEL_PREFIXES,
+    row_number="item.item_number",
+    field_path=field_path,
+)
 
 
 def item_contexts(

@@ -1,11 +1,11 @@
-"""Rule sets at run time: which rules apply on a date, and their hits on a declaration's items."""
+"""Rule sets at run time: which rules apply on a date, and their hits on a filing's rows (declaration items)."""
 
 from __future__ import annotations
 
 import datetime
 import logging
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -13,7 +13,7 @@ from typing import Final
 
 from risk_service.domain.assessment import Channel, RuleHit
 from risk_service.domain.rules.conditions import CompiledCondition
-from risk_service.domain.rules.context import HITS_WEAK_COUNT, field_path, is_item_level
+from risk_service.domain.rules.context import DECLARATION_SUBJECT, HITS_WEAK_COUNT, RuleSubject
 from risk_service.domain.rules.messages import MessageTemplate
 
 logger = logging.getLogger(__name__)
@@ -37,15 +37,17 @@ class Rule:
     valid_to: datetime.date | None = None  # exclusive: the rule stops applying on this day
     enabled: bool = True
     line: int = 0
-    item_level: bool = field(init=False)
+    #: What the rule screens: decides which names are per row, the field paths and the row numbers.
+    subject: RuleSubject = field(default=DECLARATION_SUBJECT, repr=False)
+    item_level: bool = field(init=False)  # per row (goods item): the condition uses a row-level name
     accumulation: bool = field(init=False)
-    _fields_cache: dict[tuple[int, ...], tuple[str, ...]] = field(
+    _fields_cache: dict[tuple[Hashable, ...], tuple[str, ...]] = field(
         init=False, default_factory=dict, repr=False, compare=False
     )
 
     def __post_init__(self) -> None:
         names = self.condition.names
-        object.__setattr__(self, "item_level", any(is_item_level(n) for n in names))
+        object.__setattr__(self, "item_level", any(self.subject.is_row_level(n) for n in names))
         object.__setattr__(self, "accumulation", any(n.startswith("hits.") for n in names))
 
     def applies_on(self, day: datetime.date) -> bool:
@@ -55,16 +57,22 @@ class Rule:
             return False
         return self.valid_to is None or day < self.valid_to
 
-    def fields(self, positions: Sequence[int]) -> tuple[str, ...]:
-        """Declaration field paths of the condition's names, for each matching item position."""
-        key = tuple(positions)
+    def fields(self, locations: Sequence[Hashable]) -> tuple[str, ...]:
+        """Field paths of the condition's names, for each matching row location.
+
+        A location is the row's 0-based position among the contexts, or the value of the
+        subject's `row_location` key (a declaration item's position; a cargo row's container and item).
+        """
+        key = tuple(locations)
         cached = self._fields_cache.get(key)
         if cached is not None:
             return cached
         paths: dict[str, None] = {}
-        for position in key:
+        field_paths = self.subject.field_paths
+        for location in key:
             for name in self.condition.names:
-                paths.setdefault(field_path(name, position), None)
+                for path in field_paths(name, location):
+                    paths.setdefault(path, None)
         if len(self._fields_cache) > 256:
             self._fields_cache.clear()
         self._fields_cache[key] = fields = tuple(paths)
@@ -93,12 +101,14 @@ class RuleSet:
         lists: Mapping[str, Sequence[object]],
         path: Path | None = None,
         sources: Sequence[Path] = (),
+        subject: RuleSubject = DECLARATION_SUBJECT,
     ) -> None:
         self.version = version
         self.rules: tuple[Rule, ...] = tuple(rules)
         self.lists: Mapping[str, tuple[object, ...]] = MappingProxyType({k: tuple(v) for k, v in lists.items()})
         self.path = path
         self.sources = tuple(sources)  # every file the set was read from, for change detection
+        self.subject = subject  # what the set screens: the contexts `evaluate` expects
         self._active: dict[datetime.date, _ActiveRules] = {}
         self._errors_lock = threading.Lock()
         self._runtime_errors: dict[str, int] = {}
@@ -178,11 +188,16 @@ class RuleSet:
     def _hit(self, rule: Rule, contexts: Sequence[Mapping[str, object]], matched: Sequence[int]) -> RuleHit | None:
         try:
             first = contexts[matched[0]]
-            item_numbers = tuple(_item_number(contexts[p]) for p in matched) if rule.item_level else ()
+            subject = rule.subject
+            item_numbers = (
+                tuple(_row_number(contexts[p], subject.row_number) for p in matched) if rule.item_level else ()
+            )
+            location = subject.row_location
+            locations = matched if location is None else [_location(contexts[p], location) for p in matched]
             return RuleHit(
                 rule_id=rule.id,
                 message=rule.message.format(first),
-                fields=rule.fields(matched),
+                fields=rule.fields(locations),
                 weight=rule.weight,
                 min_channel=rule.min_channel,
                 item_numbers=item_numbers,
@@ -202,8 +217,15 @@ class RuleSet:
             )
 
 
-def _item_number(context: Mapping[str, object]) -> int:
-    number = context["item.item_number"]
+def _row_number(context: Mapping[str, object], key: str) -> int:
+    number = context[key]
     if not isinstance(number, int):
-        raise TypeError("item.item_number is not an int")
+        raise TypeError(f"{key} is not an int")
     return number
+
+
+def _location(context: Mapping[str, object], key: str) -> Hashable:
+    location = context[key]
+    if not isinstance(location, Hashable):
+        raise TypeError(f"{key} is not hashable")
+    return location

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Generic, Protocol, TypeVar
 
+from risk_service.domain.rules.context import DECLARATION_SUBJECT, RuleSubject
 from risk_service.domain.rules.engine import RuleSet
 from risk_service.domain.rules.errors import RuleLoadError, RuleSetError
 from risk_service.domain.rules.loader import load_rule_set
@@ -149,12 +150,13 @@ class RuleSetHolder(FileHolder[RuleSet, RuleSetError]):
     what = "rule set"
     error_type = RuleSetError
 
-    def __init__(self, path: Path, feature_names: Sequence[str]) -> None:
+    def __init__(self, path: Path, feature_names: Sequence[str], *, subject: RuleSubject = DECLARATION_SUBJECT) -> None:
         self.feature_names = tuple(feature_names)
+        self.subject = subject  # what the held sets screen; every reload uses the same
         super().__init__(path)
 
     def _load(self) -> RuleSet:
-        return load_rule_set(self.path, self.feature_names)
+        return load_rule_set(self.path, self.feature_names, self.subject)
 
     def _summary(self, value: RuleSet) -> str:
         return f"version {value.version}, {len(value.rules)} rules"

@@ -16,7 +16,7 @@ import yaml
 
 from risk_service.domain.assessment import Channel
 from risk_service.domain.rules.conditions import compile_condition
-from risk_service.domain.rules.context import context_schema
+from risk_service.domain.rules.context import DECLARATION_SUBJECT, RuleSubject
 from risk_service.domain.rules.engine import Rule, RuleSet
 from risk_service.domain.rules.errors import RuleLoadError, RuleSetError
 from risk_service.domain.rules.messages import parse_template
@@ -40,13 +40,15 @@ MAX_YAML_DEPTH: Final = 32
 logger = logging.getLogger(__name__)
 
 
-def load_rule_set(path: Path, feature_names: Sequence[str]) -> RuleSet:
+def load_rule_set(path: Path, feature_names: Sequence[str], subject: RuleSubject = DECLARATION_SUBJECT) -> RuleSet:
     """Loads and checks a rule set; raises RuleSetError listing every problem found.
 
-    Any failure to read, parse or compile the files becomes a RuleSetError, never another
-    exception, so a hot reload of a broken file cannot take down its caller.
+    Conditions and messages may use the names of `subject` (by default, goods declarations)
+    plus `features.<name>` for each feature name. Any failure to read, parse or compile the
+    files becomes a RuleSetError, never another exception, so a hot reload of a broken file
+    cannot take down its caller.
     """
-    loader = _Loader(Path(path), feature_names)
+    loader = _Loader(Path(path), feature_names, subject)
     try:
         return loader.load()
     except RuleSetError:
@@ -131,9 +133,10 @@ class _DepthLimitedLoader(yaml.SafeLoader):
 
 
 class _Loader:
-    def __init__(self, path: Path, feature_names: Sequence[str]) -> None:
+    def __init__(self, path: Path, feature_names: Sequence[str], subject: RuleSubject) -> None:
         self.path = path
-        self.schema = context_schema(feature_names)
+        self.subject = subject
+        self.schema = subject.context_schema(feature_names)
         self.errors: list[RuleLoadError] = []
         self.sources: list[Path] = [path]
         self.constructor = yaml.SafeLoader("")
@@ -228,7 +231,7 @@ class _Loader:
         rules = self.rules(top, lists)
         if self.errors:
             raise self.fail()
-        return RuleSet(version, rules, lists, path=self.path, sources=self.sources)
+        return RuleSet(version, rules, lists, path=self.path, sources=self.sources, subject=self.subject)
 
     def version(self, top: dict[str, tuple[yaml.Node, yaml.Node]]) -> str:
         if "version" not in top:
@@ -385,6 +388,7 @@ class _Loader:
             valid_to=valid_to,
             enabled=enabled,
             line=line,
+            subject=self.subject,
         )
 
     def rule_id(self, fields: dict[str, tuple[yaml.Node, yaml.Node]], line: int, seen: dict[str, int]) -> str | None:
