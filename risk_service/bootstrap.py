@@ -12,6 +12,11 @@ from datetime import UTC, datetime
 
 import features
 from risk_service.domain.assessment import Assessment, Channel
+from risk_service.domain.cargo.rules import CARGO_SUBJECT, DEFAULT_CARGO_RULES_PATH
+from risk_service.domain.cargo.screening import CargoPolicy, CargoScreener
+from risk_service.domain.cargo.service import CargoScoringService
+from risk_service.domain.cargo.validation import CargoLimits
+from risk_service.domain.declaration import TransportMode
 from risk_service.domain.entity_history import EntityHistory
 from risk_service.domain.model_handle import ModelHandle, ModelSource, ScoringModel
 from risk_service.domain.permits.cache import PermitCache
@@ -30,6 +35,7 @@ from risk_service.grpc.server import RunningServer, start_server
 from risk_service.metrics import PrometheusObserver, publish_versions
 from risk_service.settings import Settings
 from risk_service.store import SqlAssessmentStore, SqlPermitStore, migrations
+from risk_service.store.cargo_store import SqlCargoStore
 
 log = logging.getLogger(__name__)
 
@@ -67,10 +73,14 @@ class App:
     permits: PermitService | None  # None when permit checks are disabled
     permit_screen: PermitScreen | None
     controlled_goods: ControlledGoodsHolder | None
+    cargo_store: SqlCargoStore
+    cargo_rules: RuleSetHolder
+    cargo: CargoScoringService
 
     def reload(self) -> None:
         """Picks up edited rule and controlled goods files and permits changed by other processes."""
         self.rules.reload_if_changed()
+        self.cargo_rules.reload_if_changed()
         if self.controlled_goods is not None:
             self.controlled_goods.reload_if_changed()
         if self.permit_screen is not None:
@@ -93,7 +103,9 @@ class App:
 
     def close(self) -> None:
         self.service.close()
+        self.cargo.close()
         self.store.close()
+        self.cargo_store.close()
         self.permit_store.close()
 
 
@@ -183,9 +195,64 @@ def build_app(settings: Settings, model_source: ModelSource | None = None) -> Ap
         max_items_per_call=v.max_items_per_call,
         observer=PrometheusObserver(),
     )
-    app = App(settings, store, rules, models, history, service, permit_store, permits, permit_screen, controlled_goods)
+    cargo_store, cargo_rules, cargo = build_cargo(settings, url)
+    app = App(
+        settings,
+        store,
+        rules,
+        models,
+        history,
+        service,
+        permit_store,
+        permits,
+        permit_screen,
+        controlled_goods,
+        cargo_store,
+        cargo_rules,
+        cargo,
+    )
     app.publish_versions()
     return app
+
+
+def cargo_policy_from_settings(settings: Settings) -> CargoPolicy:
+    c = settings.cargo
+    return CargoPolicy(
+        selection=SelectionPolicy(
+            red_threshold=c.red_threshold,
+            yellow_threshold=c.yellow_threshold,
+            blue_threshold=c.blue_threshold,
+            random_control_rate=c.random_scan_rate,
+            random_control_channel=Channel.YELLOW,  # a random pick is scanned, not opened
+            random_control_salt=c.random_scan_salt,
+        ),
+        filing_deadline_hours={TransportMode[mode]: hours for mode, hours in c.filing_deadline_hours.items()},
+        do_not_load_rules=frozenset(c.do_not_load_rules),
+        do_not_load_score=c.do_not_load_score,
+    )
+
+
+def build_cargo(settings: Settings, url: str) -> tuple[SqlCargoStore, RuleSetHolder, CargoScoringService]:
+    """The cargo report store, the cargo rule set (hot-reloaded like the declaration rules) and the service."""
+    rules = RuleSetHolder(settings.cargo.rules_path or DEFAULT_CARGO_RULES_PATH, (), subject=CARGO_SUBJECT)
+    unknown = set(settings.cargo.do_not_load_rules) - {r.id for r in rules.current.rules}
+    if unknown:  # a typo here would silently never hold anything back
+        log.warning("cargo.do_not_load_rules names rules the cargo rule set lacks: %s", ", ".join(sorted(unknown)))
+    store = SqlCargoStore(url, sqlite_synchronous=settings.sqlite_synchronous)
+    v = settings.validation
+    limits = CargoLimits(
+        max_containers=v.max_containers,
+        max_string_length=v.max_string_length,
+        max_id_length=v.max_id_length,
+    )
+    service = CargoScoringService(
+        CargoScreener(rules, cargo_policy_from_settings(settings)),
+        store,
+        limits,
+        max_batch_size=settings.server.max_batch_size,
+        observer=PrometheusObserver(),
+    )
+    return store, rules, service
 
 
 def ensure_demo_model(settings: Settings) -> str:
@@ -220,7 +287,7 @@ async def serve(
         metrics_server, _ = start_http_server(settings.server.metrics_port, addr=settings.server.host)
         log.info("metrics on http://%s:%d/metrics", settings.server.host, metrics_server.server_port)
     running = await start_server(
-        app.service, settings.server, app.permits, max_import_rows=settings.permits.max_import_rows
+        app.service, settings.server, app.permits, cargo=app.cargo, max_import_rows=settings.permits.max_import_rows
     )
     try:
         await running.set_model_available(app.models.current is not None)

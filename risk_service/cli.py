@@ -48,8 +48,12 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="gRPC port (overrides RISK_SERVER__PORT)")
     serve.set_defaults(run=_serve)
 
-    score = sub.add_parser("score", help="score a declaration JSON file against a running service")
-    score.add_argument("file", type=Path, help='a risk.v1.Declaration in proto JSON, or {"declarations": [...]}')
+    score = sub.add_parser("score", help="score a declaration or cargo report JSON file against a running service")
+    score.add_argument(
+        "file",
+        type=Path,
+        help='a risk.v1.Declaration or CargoReport in proto JSON, or {"declarations": [...]} / {"cargoReports": [...]}',
+    )
     score.add_argument("--address", help="host:port of the service (default from settings)")
     score.add_argument("--timeout", type=float, default=10.0, help="deadline in seconds")
     score.set_defaults(run=_score)
@@ -427,11 +431,23 @@ def _serve(args: argparse.Namespace, settings: Any) -> int:
     return 0
 
 
-def _read_request(path: Path) -> tuple[str, Any]:
-    """Parses the file into a unary or batch request; errors name the file and line."""
+# The scoring RPC each kind of file goes to, by the request message it parses into.
+_SCORE_CALLS = {
+    "ScoreDeclarationRequest": "ScoreDeclaration",
+    "ScoreDeclarationsRequest": "ScoreDeclarations",
+    "ScoreCargoReportRequest": "ScoreCargoReport",
+    "ScoreCargoReportsRequest": "ScoreCargoReports",
+}
+
+
+def _read_request(path: Path) -> Any:
+    """Parses the file into a declaration or cargo report request, unary or batch; errors name the file and line.
+
+    A cargo report is told from a declaration by its reportId (or a cargoReport / cargoReports wrapper).
+    """
     from google.protobuf import json_format
 
-    from protos.risk.v1 import declaration_pb2
+    from protos.risk.v1 import cargo_pb2, declaration_pb2
     from protos.risk.v1 import risk_scoring_service_pb2 as pb
 
     try:
@@ -440,15 +456,22 @@ def _read_request(path: Path) -> tuple[str, Any]:
         raise SystemExit(f"{path}: cannot read: {err.strerror}") from None
     except json.JSONDecodeError as err:
         raise SystemExit(f"{path}:{err.lineno}:{err.colno}: invalid JSON: {err.msg}") from None
+    if not isinstance(document, dict):
+        raise SystemExit(f"{path}: expected a JSON object (a declaration or a cargo report)")
+    cargo = "reportId" in document or "report_id" in document or "cargoReport" in document
+    what = "cargo report" if cargo or "cargoReports" in document else "declaration"
     try:
-        if isinstance(document, dict) and "declarations" in document:
-            return "batch", json_format.ParseDict(document, pb.ScoreDeclarationsRequest())
-        body = document.get("declaration", document) if isinstance(document, dict) else document
-        return "unary", pb.ScoreDeclarationRequest(
-            declaration=json_format.ParseDict(body, declaration_pb2.Declaration())
-        )
+        if "declarations" in document:
+            return json_format.ParseDict(document, pb.ScoreDeclarationsRequest())
+        if "cargoReports" in document or "cargo_reports" in document:
+            return json_format.ParseDict(document, pb.ScoreCargoReportsRequest())
+        if cargo:
+            body = document.get("cargoReport", document)
+            return pb.ScoreCargoReportRequest(cargo_report=json_format.ParseDict(body, cargo_pb2.CargoReport()))
+        body = document.get("declaration", document)
+        return pb.ScoreDeclarationRequest(declaration=json_format.ParseDict(body, declaration_pb2.Declaration()))
     except json_format.ParseError as err:
-        raise SystemExit(f"{path}: not a risk.v1 declaration: {err}") from None
+        raise SystemExit(f"{path}: not a risk.v1 {what}: {err}") from None
 
 
 def _score(args: argparse.Namespace, settings: Any) -> int:
@@ -457,11 +480,11 @@ def _score(args: argparse.Namespace, settings: Any) -> int:
 
     from protos.risk.v1 import risk_scoring_service_pb2_grpc as pb_grpc
 
-    kind, request = _read_request(args.file)
+    request = _read_request(args.file)
     address = args.address or f"{settings.server.host}:{settings.server.port}"
     with grpc.insecure_channel(address) as channel:
         stub = pb_grpc.RiskScoringServiceStub(channel)
-        call = stub.ScoreDeclaration if kind == "unary" else stub.ScoreDeclarations
+        call = getattr(stub, _SCORE_CALLS[type(request).__name__])
         try:
             response = call(request, timeout=args.timeout)
         except grpc.RpcError as err:

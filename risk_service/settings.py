@@ -7,6 +7,8 @@ from pathlib import Path
 from pydantic import BaseModel, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from risk_service.domain.declaration import TransportMode
+
 
 class ServerSettings(BaseModel):
     host: str = Field("127.0.0.1", description="Address the gRPC server binds to.")
@@ -101,6 +103,48 @@ class PermitSettings(BaseModel):
     max_import_rows: int = Field(200_000, ge=1, description="Most permits one ImportPermits call may carry.")
 
 
+class CargoSettings(BaseModel):
+    """Advance cargo information: how scores and rule hits become pre-loading and on-arrival outcomes."""
+
+    rules_path: Path | None = Field(None, description="Cargo rule set YAML; defaults to the shipped cargo rule set.")
+    red_threshold: float = Field(0.65, ge=0, le=1, description="Container risk at or above which it is opened.")
+    yellow_threshold: float = Field(0.45, ge=0, le=1, description="Container risk at or above which it is scanned.")
+    blue_threshold: float = Field(0.3, ge=0, le=1, description="Container risk at or above which it is noted.")
+    random_scan_rate: float = Field(
+        0.01, ge=0, le=1, description="Share of containers of pre-arrival reports drawn for a random scan."
+    )
+    random_scan_salt: str = Field("cargo-control-v1", description="Salt of the deterministic random scan draw.")
+    filing_deadline_hours: dict[str, float] = Field(
+        default_factory=lambda: {"SEA": 24.0, "AIR": 4.0, "ROAD": 1.0, "RAIL": 2.0, "INLAND_WATERWAY": 2.0},
+        description="Hours before loading a report is due, by transport mode (the 24-hour rule for sea).",
+    )
+    do_not_load_rules: list[str] = Field(
+        default_factory=lambda: [
+            "CARGO-WATCHLIST-CONSIGNOR",
+            "CARGO-WATCHLIST-CONSIGNEE",
+            "CARGO-WATCHLIST-NOTIFY-PARTY",
+            "CARGO-WATCHLIST-CONTAINER",
+            "CARGO-WATCHLIST-TRANSPORT-DOCUMENT",
+        ],
+        description="Rules whose hit on a pre-loading report means an imminent threat: DO_NOT_LOAD.",
+    )
+    do_not_load_score: float = Field(
+        0.95, ge=0, le=1, description="Container risk at or above which a pre-loading report gets DO_NOT_LOAD."
+    )
+
+    @model_validator(mode="after")
+    def _valid(self) -> CargoSettings:
+        if not (self.blue_threshold <= self.yellow_threshold <= self.red_threshold):
+            raise ValueError("thresholds must satisfy blue <= yellow <= red")
+        modes = {m.name for m in TransportMode if m != TransportMode.UNSPECIFIED}
+        unknown = sorted(set(self.filing_deadline_hours) - modes)
+        if unknown:
+            raise ValueError(f"filing_deadline_hours: unknown transport modes {unknown}; use {sorted(modes)}")
+        if any(not (h >= 0) for h in self.filing_deadline_hours.values()):
+            raise ValueError("filing_deadline_hours must be hours of zero or more")
+        return self
+
+
 class Settings(BaseSettings):
     """Service configuration; every field can be set as RISK_<FIELD> or RISK_<GROUP>__<FIELD>."""
 
@@ -120,6 +164,7 @@ class Settings(BaseSettings):
     policy: PolicySettings = Field(default_factory=PolicySettings)  # type: ignore[arg-type]
     model: ModelSettings = Field(default_factory=ModelSettings)  # type: ignore[arg-type]
     permits: PermitSettings = Field(default_factory=PermitSettings)  # type: ignore[arg-type]
+    cargo: CargoSettings = Field(default_factory=CargoSettings)  # type: ignore[arg-type]
 
     @property
     def resolved_database_url(self) -> str:

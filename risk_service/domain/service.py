@@ -40,9 +40,10 @@ class _NullObserver:
         pass
 
 
-def content_hash(declaration: Declaration) -> str:
-    """Stable digest of everything filed; the dataclass repr is exact for floats and ordered tuples."""
-    return hashlib.sha256(repr(declaration).encode()).hexdigest()
+def content_hash(filing: object) -> str:
+    """Stable digest of everything filed (a declaration, a cargo report); the dataclass repr is exact
+    for floats and ordered tuples."""
+    return hashlib.sha256(repr(filing).encode()).hexdigest()
 
 
 def _conflict_message(declaration: Declaration) -> str:

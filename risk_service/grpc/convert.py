@@ -50,8 +50,12 @@ def time_to_pb(value: datetime) -> Timestamp:
     return message
 
 
-def _party(message: declaration_pb2.Party) -> Party:
+def party_from_pb(message: declaration_pb2.Party) -> Party:
     return Party(id=message.id, name=message.name)
+
+
+def party_to_pb(party: Party) -> declaration_pb2.Party:
+    return declaration_pb2.Party(id=party.id, name=party.name)
 
 
 def _item(message: declaration_pb2.GoodsItem) -> GoodsItem:
@@ -78,9 +82,9 @@ def declaration_from_pb(message: declaration_pb2.Declaration) -> Declaration:
         type=enum_from_pb(DeclarationType, message.type),
         lodgement_time=time_from_pb(message.lodgement_time, message.HasField("lodgement_time")),
         customs_office=message.customs_office,
-        declarant=_party(message.declarant),
-        importer=_party(message.importer),
-        exporter=_party(message.exporter),
+        declarant=party_from_pb(message.declarant),
+        importer=party_from_pb(message.importer),
+        exporter=party_from_pb(message.exporter),
         aeo_status=enum_from_pb(AeoStatus, message.aeo_status),
         export_country=message.export_country,
         origin_country=message.origin_country,
@@ -95,7 +99,7 @@ def declaration_from_pb(message: declaration_pb2.Declaration) -> Declaration:
     )
 
 
-def _rule_hit_to_pb(hit: RuleHit) -> assessment_pb2.RuleHit:
+def rule_hit_to_pb(hit: RuleHit) -> assessment_pb2.RuleHit:
     return assessment_pb2.RuleHit(
         rule_id=hit.rule_id,
         message=hit.message,
@@ -106,7 +110,7 @@ def _rule_hit_to_pb(hit: RuleHit) -> assessment_pb2.RuleHit:
     )
 
 
-def _contribution_to_pb(c: FeatureContribution) -> assessment_pb2.FeatureContribution:
+def contribution_to_pb(c: FeatureContribution) -> assessment_pb2.FeatureContribution:
     return assessment_pb2.FeatureContribution(
         feature=c.feature, value=c.value, contribution=c.contribution, item_number=c.item_number
     )
@@ -119,8 +123,8 @@ def assessment_to_pb(assessment: Assessment) -> assessment_pb2.Assessment:
         declaration_version=assessment.declaration_version,
         channel=int(assessment.channel),  # type: ignore[arg-type]
         risk_score=assessment.risk_score,
-        rule_hits=[_rule_hit_to_pb(h) for h in assessment.rule_hits],
-        contributions=[_contribution_to_pb(c) for c in assessment.contributions],
+        rule_hits=[rule_hit_to_pb(h) for h in assessment.rule_hits],
+        contributions=[contribution_to_pb(c) for c in assessment.contributions],
         random_control=assessment.random_control,
         model_status=int(assessment.model_status),  # type: ignore[arg-type]
         model_name=assessment.model_name,

@@ -13,6 +13,7 @@ from grpc_reflection.v1alpha import reflection
 from protos.risk.v1 import permit_service_pb2, permit_service_pb2_grpc
 from protos.risk.v1 import risk_scoring_service_pb2 as pb
 from protos.risk.v1 import risk_scoring_service_pb2_grpc as pb_grpc
+from risk_service.domain.cargo.service import CargoScoringService
 from risk_service.domain.permits.service import PermitService
 from risk_service.domain.service import ScoringService
 from risk_service.grpc.errors import ErrorInterceptor
@@ -56,13 +57,15 @@ async def start_server(
     settings: ServerSettings,
     permits: PermitService | None = None,
     *,
+    cargo: CargoScoringService | None = None,
     max_import_rows: int = MAX_IMPORT_ROWS,
 ) -> RunningServer:
     """Starts listening; health says NOT_SERVING until the caller marks the server ready.
 
     With `permits`, PermitService is served too (ImportPermits streams bounded by max_import_rows,
     normally PermitSettings.max_import_rows) and CancelDeclaration works; without, CancelDeclaration
-    answers FAILED_PRECONDITION and PermitService is not registered (UNIMPLEMENTED).
+    answers FAILED_PRECONDITION and PermitService is not registered (UNIMPLEMENTED). Without
+    `cargo`, the cargo RPCs answer FAILED_PRECONDITION.
     """
     max_bytes = settings.max_message_mb * 1024 * 1024
     server = grpc.aio.server(
@@ -74,7 +77,8 @@ async def start_server(
         ],
     )
     pb_grpc.add_RiskScoringServiceServicer_to_server(
-        RiskScoringServicer(service, stream_chunk_size=min(500, settings.max_batch_size), permits=permits), server
+        RiskScoringServicer(service, stream_chunk_size=min(500, settings.max_batch_size), permits=permits, cargo=cargo),
+        server,
     )
     services: tuple[str, ...] = (SCORING_SERVICE,)
     if permits is not None:

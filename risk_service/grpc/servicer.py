@@ -9,9 +9,11 @@ import grpc
 from protos.risk.v1 import risk_scoring_service_pb2 as pb
 from protos.risk.v1 import risk_scoring_service_pb2_grpc as pb_grpc
 from risk_service.domain.assessment import Assessment
+from risk_service.domain.cargo.service import CargoScoringService
 from risk_service.domain.errors import FailedPrecondition
 from risk_service.domain.permits.service import PermitService
 from risk_service.domain.service import ScoringService
+from risk_service.grpc.cargo_convert import cargo_assessment_to_pb, cargo_report_from_pb
 from risk_service.grpc.convert import assessment_to_pb, declaration_from_pb
 from risk_service.grpc.errors import status_from_error
 from risk_service.grpc.permit_convert import cancellation_to_pb
@@ -19,10 +21,17 @@ from risk_service.grpc.streaming import chunked
 
 
 class RiskScoringServicer(pb_grpc.RiskScoringServiceServicer):  # type: ignore[misc]
-    def __init__(self, service: ScoringService, stream_chunk_size: int, permits: PermitService | None = None) -> None:
+    def __init__(
+        self,
+        service: ScoringService,
+        stream_chunk_size: int,
+        permits: PermitService | None = None,
+        cargo: CargoScoringService | None = None,
+    ) -> None:
         self._service = service
         self._stream_chunk_size = stream_chunk_size
         self._permits = permits  # None: the permit registry is not enabled
+        self._cargo = cargo  # None: cargo screening is not wired (some tests)
 
     async def ScoreDeclaration(
         self, request: pb.ScoreDeclarationRequest, context: grpc.aio.ServicerContext
@@ -63,3 +72,20 @@ class RiskScoringServicer(pb_grpc.RiskScoringServiceServicer):  # type: ignore[m
             request.declaration_id, request_id=request.request_id, actor=request.actor, reason=request.reason
         )
         return cancellation_to_pb(result)
+
+    async def ScoreCargoReport(
+        self, request: pb.ScoreCargoReportRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ScoreCargoReportResponse:
+        assessment = await self._cargo_service().score_one(cargo_report_from_pb(request.cargo_report))
+        return pb.ScoreCargoReportResponse(assessment=cargo_assessment_to_pb(assessment))
+
+    async def ScoreCargoReports(
+        self, request: pb.ScoreCargoReportsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ScoreCargoReportsResponse:
+        assessments = await self._cargo_service().score_batch([cargo_report_from_pb(r) for r in request.cargo_reports])
+        return pb.ScoreCargoReportsResponse(assessments=[cargo_assessment_to_pb(a) for a in assessments])
+
+    def _cargo_service(self) -> CargoScoringService:
+        if self._cargo is None:
+            raise FailedPrecondition("cargo screening is not enabled")
+        return self._cargo

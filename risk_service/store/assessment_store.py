@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future
@@ -11,7 +10,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
 from features import ENTITY_KINDS
 from risk_service.domain.assessment import Assessment
@@ -21,7 +19,7 @@ from risk_service.domain.permits.model import LineBalance
 from risk_service.domain.ports import AssessmentRecord, BalancesChanged, SaveResult, SettleRefusals
 from risk_service.store import codec, keyed_writes
 from risk_service.store.db import BulkInsert, create_engine
-from risk_service.store.group_commit import AfterCommit, GroupCommitWriter, Submission
+from risk_service.store.group_commit import AfterCommit, GroupCommitWriter, Submission, WritingStore
 from risk_service.store.ledger import LineKey, Settlement, needs_ledger, settle_claims
 from risk_service.store.tables import assessments, filing_entities
 
@@ -29,9 +27,6 @@ log = logging.getLogger(__name__)
 
 _Key = tuple[str, int]
 _Row = dict[str, Any]
-# JSON is made here, once per record, rather than by the column type: one reused encoder is
-# cheaper on the writer's hot path, and the codec never makes NaN or circular structures.
-_to_json = json.JSONEncoder(separators=(",", ":"), allow_nan=False, check_circular=False).encode
 
 
 _Submission = Submission[AssessmentRecord, SaveResult]
@@ -73,8 +68,8 @@ def _row(record: AssessmentRecord) -> _Row:
         "lodged_at": d.lodgement_time,
         "importer_id": d.importer.id,
         "customs_office": d.customs_office,
-        "declaration_json": _to_json(codec.declaration_to_dict(d)),
-        "assessment_json": _to_json(codec.assessment_to_dict(a)),
+        "declaration_json": codec.to_json(codec.declaration_to_dict(d)),
+        "assessment_json": codec.to_json(codec.assessment_to_dict(a)),
     }
 
 
@@ -89,7 +84,7 @@ def _entity_rows(d: Declaration) -> list[dict[str, Any]]:
     ]
 
 
-class SqlAssessmentStore:
+class SqlAssessmentStore(WritingStore):
     """Stores every assessment before the service answers; SQLite or PostgreSQL through SQLAlchemy Core.
 
     `save_many` only queues the records. A single writer thread takes whatever is queued (about
@@ -114,7 +109,10 @@ class SqlAssessmentStore:
         self._engine = create_engine(url, sqlite_synchronous=sqlite_synchronous)
         self._settle = settle
         self._on_balances = on_balances
-        self._insert = self._build_insert(self._engine.dialect.name)
+        t = assessments
+        self._insert = keyed_writes.idempotent_insert(
+            t, [t.c.declaration_id, t.c.declaration_version], ["declaration", "assessment"], self._engine.dialect.name
+        )
         # A later version naming the same entities adds nothing: the first stored version's time stands.
         self._insert_entities = BulkInsert(filing_entities, self._engine.dialect, ignore_conflicts=True)
         self._writer: GroupCommitWriter[AssessmentRecord, SaveResult] = GroupCommitWriter(
@@ -124,23 +122,6 @@ class SqlAssessmentStore:
             prepare=_row,
             transaction=self._transaction,
         )
-
-    @staticmethod
-    def _build_insert(dialect: str) -> sa.Insert:
-        t = assessments
-        key = [t.c.declaration_id, t.c.declaration_version]
-        declaration_json = sa.bindparam("declaration_json", type_=sa.Text)
-        assessment_json = sa.bindparam("assessment_json", type_=sa.Text)
-        if dialect == "postgresql":
-            pg = postgresql.insert(t).values(
-                declaration=sa.cast(declaration_json, postgresql.JSONB),
-                assessment=sa.cast(assessment_json, postgresql.JSONB),
-            )
-            return pg.on_conflict_do_nothing(index_elements=key).returning(*key)
-        if dialect == "sqlite":  # JSON is plain text there
-            lite = sqlite.insert(t).values(declaration=declaration_json, assessment=assessment_json)
-            return lite.on_conflict_do_nothing(index_elements=key).returning(*key)
-        raise ValueError(f"unsupported database {dialect!r}; use SQLite or PostgreSQL")
 
     # -- writing -------------------------------------------------------------------------------
 
@@ -309,28 +290,3 @@ class SqlAssessmentStore:
     def count(self) -> int:
         with self._engine.connect() as conn:
             return int(conn.execute(sa.select(sa.func.count()).select_from(assessments)).scalar_one())
-
-    def ping(self) -> bool:
-        """True when the writer runs and the database answers; for health checks."""
-        if not self._writer.alive:
-            return False
-        try:
-            with self._engine.connect() as conn:
-                conn.execute(sa.text("SELECT 1"))
-        except Exception:
-            log.warning("assessment store ping failed", exc_info=True)
-            return False
-        return True
-
-    # -- lifecycle ---------------------------------------------------------------------------------
-
-    def close(self) -> None:
-        """Writes what is queued, stops the writer and releases the engine; safe to call twice."""
-        if self._writer.close():
-            self._engine.dispose()
-
-    def __enter__(self) -> SqlAssessmentStore:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

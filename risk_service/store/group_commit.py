@@ -12,7 +12,7 @@ import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Self, TypeVar
 
 import sqlalchemy as sa
 
@@ -189,3 +189,33 @@ class GroupCommitWriter(Generic[R, T]):
                 conn.close()
             except Exception:
                 log.debug("closing the writer connection failed", exc_info=True)
+
+
+class WritingStore:
+    """Health and lifecycle of a store that writes through a GroupCommitWriter on its own engine."""
+
+    _engine: sa.Engine
+    _writer: GroupCommitWriter[Any, Any]
+
+    def ping(self) -> bool:
+        """True when the writer runs and the database answers; for health checks."""
+        if not self._writer.alive:
+            return False
+        try:
+            with self._engine.connect() as conn:
+                conn.execute(sa.text("SELECT 1"))
+        except Exception:
+            log.warning("%s ping failed", type(self).__name__, exc_info=True)
+            return False
+        return True
+
+    def close(self) -> None:
+        """Writes what is queued, stops the writer and releases the engine; safe to call twice."""
+        if self._writer.close():
+            self._engine.dispose()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 
 from risk_service.store.db import chunks
 from risk_service.store.group_commit import Row, Submission
@@ -102,6 +103,24 @@ def collect_results(
                 results.append(result(earlier, False, content_hash != record.content_hash))
         out.append(results)
     return out
+
+
+def idempotent_insert(
+    table: sa.Table, key: Sequence[sa.Column[Any]], documents: Sequence[str], dialect: str
+) -> sa.Insert:
+    """INSERT ... ON CONFLICT (key) DO NOTHING RETURNING key; each JSON document is bound as `<name>_json` text.
+
+    The JSON is made once per record by the caller, which is cheaper on the writer's hot path than
+    letting the column type encode it.
+    """
+    texts = {name: sa.bindparam(f"{name}_json", type_=sa.Text) for name in documents}
+    if dialect == "postgresql":
+        pg = postgresql.insert(table).values({n: sa.cast(v, postgresql.JSONB) for n, v in texts.items()})
+        return pg.on_conflict_do_nothing(index_elements=list(key)).returning(*key)
+    if dialect == "sqlite":  # JSON is plain text there
+        lite = sqlite.insert(table).values(texts)
+        return lite.on_conflict_do_nothing(index_elements=list(key)).returning(*key)
+    raise ValueError(f"unsupported database {dialect!r}; use SQLite or PostgreSQL")
 
 
 def stored_rows(

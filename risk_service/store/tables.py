@@ -86,6 +86,30 @@ filing_entities = sa.Table(
 )
 
 
+# -- cargo reports (advance cargo information) ----------------------------------------------------
+
+cargo_assessments = sa.Table(
+    "cargo_assessments",
+    metadata,
+    sa.Column("assessment_id", sa.String(36), primary_key=True),
+    sa.Column("report_id", sa.String(64), nullable=False),
+    sa.Column("report_version", sa.Integer, nullable=False),
+    sa.Column("content_hash", sa.String(64), nullable=False),
+    sa.Column("filing_type", sa.SmallInteger, nullable=False),
+    sa.Column("pre_loading_outcome", sa.SmallInteger, nullable=False),
+    sa.Column("risk_score", sa.Double, nullable=False),
+    sa.Column("master_document", sa.String(64), nullable=False),
+    sa.Column("house_document", sa.String(64), nullable=False),
+    sa.Column("filed_at", UtcDateTime, nullable=True),
+    sa.Column("assessed_at", UtcDateTime, nullable=False),
+    sa.Column("report", JsonDocument, nullable=False),
+    sa.Column("assessment", JsonDocument, nullable=False),
+    sa.UniqueConstraint("report_id", "report_version"),
+    # Declarations and the other filings for one consignment find a report by its transport document.
+    sa.Index("ix_cargo_assessments_master_document", "master_document"),
+)
+
+
 # -- permits (single window) --------------------------------------------------------------------
 # The permit document (JSON) is the record of truth; the scalar columns copy what lookups filter on.
 

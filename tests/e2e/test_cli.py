@@ -49,6 +49,19 @@ def demo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     assert (data_dir / "risk.db").exists() and (data_dir / "mlflow.db").exists()
 
 
+def test_a_pre_loading_cargo_report_gets_do_not_load_with_its_reasons(demo_server: str) -> None:
+    """The README's cargo example, as shown there."""
+    result = run("score", str(ROOT / "tests" / "data" / "cargo_report_do_not_load.json"), "--address", demo_server)
+    assert result.returncode == 0, result.stderr
+    assessment = json.loads(result.stdout)["assessment"]
+    assert assessment["preLoadingOutcome"] == "PRE_LOADING_OUTCOME_DO_NOT_LOAD"
+    reasons = {h["ruleId"]: h["message"] for h in assessment["ruleHits"]}
+    assert "NL000000000003" in reasons["CARGO-WATCHLIST-CONSIGNEE"]
+    assert "CARGO-LATE-FILING" in reasons
+    second = {c["containerNumber"]: c for c in assessment["containers"]}["MSCU1234566"]
+    assert {"CARGO-SEAL-MISSING", "CARGO-MASS-GAP", "CARGO-DESC-VAGUE"} <= {h["ruleId"] for h in second["ruleHits"]}
+
+
 def test_the_sample_declaration_scores_through_the_cli(demo_server: str) -> None:
     result = run("score", str(SAMPLE), "--address", demo_server)
     assert result.returncode == 0, result.stderr

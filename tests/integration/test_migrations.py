@@ -24,7 +24,7 @@ def _tables(url: str) -> set[str]:
         engine.dispose()
 
 
-HEAD = "0003"
+HEAD = "0004"
 PERMIT_TABLES = {
     "permits",
     "permit_lines",

@@ -25,33 +25,42 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from google.rpc import status_pb2 as google_dot_rpc_dot_status__pb2
 from protos.risk.v1 import assessment_pb2 as risk_dot_v1_dot_assessment__pb2
+from protos.risk.v1 import cargo_pb2 as risk_dot_v1_dot_cargo__pb2
 from protos.risk.v1 import declaration_pb2 as risk_dot_v1_dot_declaration__pb2
 from protos.risk.v1 import permit_pb2 as risk_dot_v1_dot_permit__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"risk/v1/risk_scoring_service.proto\x12\x07risk.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17google/rpc/status.proto\x1a\x18risk/v1/assessment.proto\x1a\x19risk/v1/declaration.proto\x1a\x14risk/v1/permit.proto\"D\n\x17ScoreDeclarationRequest\x12)\n\x0b\x64\x65\x63laration\x18\x01 \x01(\x0b\x32\x14.risk.v1.Declaration\"C\n\x18ScoreDeclarationResponse\x12\'\n\nassessment\x18\x01 \x01(\x0b\x32\x13.risk.v1.Assessment\"F\n\x18ScoreDeclarationsRequest\x12*\n\x0c\x64\x65\x63larations\x18\x01 \x03(\x0b\x32\x14.risk.v1.Declaration\"E\n\x19ScoreDeclarationsResponse\x12(\n\x0b\x61ssessments\x18\x01 \x03(\x0b\x32\x13.risk.v1.Assessment\"K\n\x1eStreamScoreDeclarationsRequest\x12)\n\x0b\x64\x65\x63laration\x18\x01 \x01(\x0b\x32\x14.risk.v1.Declaration\"\xb0\x01\n\x1fStreamScoreDeclarationsResponse\x12\x16\n\x0e\x64\x65\x63laration_id\x18\x01 \x01(\t\x12\x1b\n\x13\x64\x65\x63laration_version\x18\x02 \x01(\x05\x12)\n\nassessment\x18\x03 \x01(\x0b\x32\x13.risk.v1.AssessmentH\x00\x12#\n\x05\x65rror\x18\x04 \x01(\x0b\x32\x12.google.rpc.StatusH\x00\x42\x08\n\x06result\"e\n\x18\x43\x61ncelDeclarationRequest\x12\x16\n\x0e\x64\x65\x63laration_id\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\x12\r\n\x05\x61\x63tor\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\"\x8b\x01\n\x19\x43\x61ncelDeclarationResponse\x12\x16\n\x0e\x64\x65\x63laration_id\x18\x01 \x01(\t\x12%\n\x08released\x18\x02 \x03(\x0b\x32\x13.risk.v1.PermitDraw\x12/\n\x0b\x63\x61ncel_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp2\x97\x03\n\x12RiskScoringService\x12W\n\x10ScoreDeclaration\x12 .risk.v1.ScoreDeclarationRequest\x1a!.risk.v1.ScoreDeclarationResponse\x12Z\n\x11ScoreDeclarations\x12!.risk.v1.ScoreDeclarationsRequest\x1a\".risk.v1.ScoreDeclarationsResponse\x12p\n\x17StreamScoreDeclarations\x12\'.risk.v1.StreamScoreDeclarationsRequest\x1a(.risk.v1.StreamScoreDeclarationsResponse(\x01\x30\x01\x12Z\n\x11\x43\x61ncelDeclaration\x12!.risk.v1.CancelDeclarationRequest\x1a\".risk.v1.CancelDeclarationResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"risk/v1/risk_scoring_service.proto\x12\x07risk.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17google/rpc/status.proto\x1a\x18risk/v1/assessment.proto\x1a\x13risk/v1/cargo.proto\x1a\x19risk/v1/declaration.proto\x1a\x14risk/v1/permit.proto\"D\n\x17ScoreDeclarationRequest\x12)\n\x0b\x64\x65\x63laration\x18\x01 \x01(\x0b\x32\x14.risk.v1.Declaration\"C\n\x18ScoreDeclarationResponse\x12\'\n\nassessment\x18\x01 \x01(\x0b\x32\x13.risk.v1.Assessment\"F\n\x18ScoreDeclarationsRequest\x12*\n\x0c\x64\x65\x63larations\x18\x01 \x03(\x0b\x32\x14.risk.v1.Declaration\"E\n\x19ScoreDeclarationsResponse\x12(\n\x0b\x61ssessments\x18\x01 \x03(\x0b\x32\x13.risk.v1.Assessment\"K\n\x1eStreamScoreDeclarationsRequest\x12)\n\x0b\x64\x65\x63laration\x18\x01 \x01(\x0b\x32\x14.risk.v1.Declaration\"\xb0\x01\n\x1fStreamScoreDeclarationsResponse\x12\x16\n\x0e\x64\x65\x63laration_id\x18\x01 \x01(\t\x12\x1b\n\x13\x64\x65\x63laration_version\x18\x02 \x01(\x05\x12)\n\nassessment\x18\x03 \x01(\x0b\x32\x13.risk.v1.AssessmentH\x00\x12#\n\x05\x65rror\x18\x04 \x01(\x0b\x32\x12.google.rpc.StatusH\x00\x42\x08\n\x06result\"e\n\x18\x43\x61ncelDeclarationRequest\x12\x16\n\x0e\x64\x65\x63laration_id\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\x12\r\n\x05\x61\x63tor\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\"\x8b\x01\n\x19\x43\x61ncelDeclarationResponse\x12\x16\n\x0e\x64\x65\x63laration_id\x18\x01 \x01(\t\x12%\n\x08released\x18\x02 \x03(\x0b\x32\x13.risk.v1.PermitDraw\x12/\n\x0b\x63\x61ncel_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"E\n\x17ScoreCargoReportRequest\x12*\n\x0c\x63\x61rgo_report\x18\x01 \x01(\x0b\x32\x14.risk.v1.CargoReport\"H\n\x18ScoreCargoReportResponse\x12,\n\nassessment\x18\x01 \x01(\x0b\x32\x18.risk.v1.CargoAssessment\"G\n\x18ScoreCargoReportsRequest\x12+\n\rcargo_reports\x18\x01 \x03(\x0b\x32\x14.risk.v1.CargoReport\"J\n\x19ScoreCargoReportsResponse\x12-\n\x0b\x61ssessments\x18\x01 \x03(\x0b\x32\x18.risk.v1.CargoAssessment2\xcc\x04\n\x12RiskScoringService\x12W\n\x10ScoreDeclaration\x12 .risk.v1.ScoreDeclarationRequest\x1a!.risk.v1.ScoreDeclarationResponse\x12Z\n\x11ScoreDeclarations\x12!.risk.v1.ScoreDeclarationsRequest\x1a\".risk.v1.ScoreDeclarationsResponse\x12p\n\x17StreamScoreDeclarations\x12\'.risk.v1.StreamScoreDeclarationsRequest\x1a(.risk.v1.StreamScoreDeclarationsResponse(\x01\x30\x01\x12Z\n\x11\x43\x61ncelDeclaration\x12!.risk.v1.CancelDeclarationRequest\x1a\".risk.v1.CancelDeclarationResponse\x12W\n\x10ScoreCargoReport\x12 .risk.v1.ScoreCargoReportRequest\x1a!.risk.v1.ScoreCargoReportResponse\x12Z\n\x11ScoreCargoReports\x12!.risk.v1.ScoreCargoReportsRequest\x1a\".risk.v1.ScoreCargoReportsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'risk.v1.risk_scoring_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_SCOREDECLARATIONREQUEST']._serialized_start=180
-  _globals['_SCOREDECLARATIONREQUEST']._serialized_end=248
-  _globals['_SCOREDECLARATIONRESPONSE']._serialized_start=250
-  _globals['_SCOREDECLARATIONRESPONSE']._serialized_end=317
-  _globals['_SCOREDECLARATIONSREQUEST']._serialized_start=319
-  _globals['_SCOREDECLARATIONSREQUEST']._serialized_end=389
-  _globals['_SCOREDECLARATIONSRESPONSE']._serialized_start=391
-  _globals['_SCOREDECLARATIONSRESPONSE']._serialized_end=460
-  _globals['_STREAMSCOREDECLARATIONSREQUEST']._serialized_start=462
-  _globals['_STREAMSCOREDECLARATIONSREQUEST']._serialized_end=537
-  _globals['_STREAMSCOREDECLARATIONSRESPONSE']._serialized_start=540
-  _globals['_STREAMSCOREDECLARATIONSRESPONSE']._serialized_end=716
-  _globals['_CANCELDECLARATIONREQUEST']._serialized_start=718
-  _globals['_CANCELDECLARATIONREQUEST']._serialized_end=819
-  _globals['_CANCELDECLARATIONRESPONSE']._serialized_start=822
-  _globals['_CANCELDECLARATIONRESPONSE']._serialized_end=961
-  _globals['_RISKSCORINGSERVICE']._serialized_start=964
-  _globals['_RISKSCORINGSERVICE']._serialized_end=1371
+  _globals['_SCOREDECLARATIONREQUEST']._serialized_start=201
+  _globals['_SCOREDECLARATIONREQUEST']._serialized_end=269
+  _globals['_SCOREDECLARATIONRESPONSE']._serialized_start=271
+  _globals['_SCOREDECLARATIONRESPONSE']._serialized_end=338
+  _globals['_SCOREDECLARATIONSREQUEST']._serialized_start=340
+  _globals['_SCOREDECLARATIONSREQUEST']._serialized_end=410
+  _globals['_SCOREDECLARATIONSRESPONSE']._serialized_start=412
+  _globals['_SCOREDECLARATIONSRESPONSE']._serialized_end=481
+  _globals['_STREAMSCOREDECLARATIONSREQUEST']._serialized_start=483
+  _globals['_STREAMSCOREDECLARATIONSREQUEST']._serialized_end=558
+  _globals['_STREAMSCOREDECLARATIONSRESPONSE']._serialized_start=561
+  _globals['_STREAMSCOREDECLARATIONSRESPONSE']._serialized_end=737
+  _globals['_CANCELDECLARATIONREQUEST']._serialized_start=739
+  _globals['_CANCELDECLARATIONREQUEST']._serialized_end=840
+  _globals['_CANCELDECLARATIONRESPONSE']._serialized_start=843
+  _globals['_CANCELDECLARATIONRESPONSE']._serialized_end=982
+  _globals['_SCORECARGOREPORTREQUEST']._serialized_start=984
+  _globals['_SCORECARGOREPORTREQUEST']._serialized_end=1053
+  _globals['_SCORECARGOREPORTRESPONSE']._serialized_start=1055
+  _globals['_SCORECARGOREPORTRESPONSE']._serialized_end=1127
+  _globals['_SCORECARGOREPORTSREQUEST']._serialized_start=1129
+  _globals['_SCORECARGOREPORTSREQUEST']._serialized_end=1200
+  _globals['_SCORECARGOREPORTSRESPONSE']._serialized_start=1202
+  _globals['_SCORECARGOREPORTSRESPONSE']._serialized_end=1276
+  _globals['_RISKSCORINGSERVICE']._serialized_start=1279
+  _globals['_RISKSCORINGSERVICE']._serialized_end=1867
 # @@protoc_insertion_point(module_scope)

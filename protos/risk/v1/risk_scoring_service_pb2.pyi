@@ -10,6 +10,7 @@ from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.rpc import status_pb2 as _status_pb2
 from protos.risk.v1 import assessment_pb2 as _assessment_pb2
+from protos.risk.v1 import cargo_pb2 as _cargo_pb2
 from protos.risk.v1 import declaration_pb2 as _declaration_pb2
 from protos.risk.v1 import permit_pb2 as _permit_pb2
 import builtins as _builtins
@@ -250,3 +251,99 @@ class CancelDeclarationResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___CancelDeclarationResponse: _TypeAlias = CancelDeclarationResponse  # noqa: Y015
+
+@_typing.final
+class ScoreCargoReportRequest(_message.Message):
+    """Request of ScoreCargoReport."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CARGO_REPORT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def cargo_report(self) -> _cargo_pb2.CargoReport:
+        """The report to screen; its id and version make a retry idempotent."""
+
+    def __init__(
+        self,
+        *,
+        cargo_report: _cargo_pb2.CargoReport | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["cargo_report", b"cargo_report"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cargo_report", b"cargo_report"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ScoreCargoReportRequest: _TypeAlias = ScoreCargoReportRequest  # noqa: Y015
+
+@_typing.final
+class ScoreCargoReportResponse(_message.Message):
+    """Response of ScoreCargoReport."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ASSESSMENT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def assessment(self) -> _cargo_pb2.CargoAssessment:
+        """The assessment, stored before it was returned."""
+
+    def __init__(
+        self,
+        *,
+        assessment: _cargo_pb2.CargoAssessment | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["assessment", b"assessment"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["assessment", b"assessment"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ScoreCargoReportResponse: _TypeAlias = ScoreCargoReportResponse  # noqa: Y015
+
+@_typing.final
+class ScoreCargoReportsRequest(_message.Message):
+    """Request of ScoreCargoReports."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CARGO_REPORTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def cargo_reports(self) -> _containers.RepeatedCompositeFieldContainer[_cargo_pb2.CargoReport]:
+        """Reports to screen; at most the configured batch size."""
+
+    def __init__(
+        self,
+        *,
+        cargo_reports: _abc.Iterable[_cargo_pb2.CargoReport] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cargo_reports", b"cargo_reports"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ScoreCargoReportsRequest: _TypeAlias = ScoreCargoReportsRequest  # noqa: Y015
+
+@_typing.final
+class ScoreCargoReportsResponse(_message.Message):
+    """Response of ScoreCargoReports."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ASSESSMENTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def assessments(self) -> _containers.RepeatedCompositeFieldContainer[_cargo_pb2.CargoAssessment]:
+        """One assessment per report, in request order."""
+
+    def __init__(
+        self,
+        *,
+        assessments: _abc.Iterable[_cargo_pb2.CargoAssessment] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["assessments", b"assessments"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ScoreCargoReportsResponse: _TypeAlias = ScoreCargoReportsResponse  # noqa: Y015

@@ -55,6 +55,16 @@ class RiskScoringServiceStub:
                 request_serializer=risk_dot_v1_dot_risk__scoring__service__pb2.CancelDeclarationRequest.SerializeToString,
                 response_deserializer=risk_dot_v1_dot_risk__scoring__service__pb2.CancelDeclarationResponse.FromString,
                 _registered_method=True)
+        self.ScoreCargoReport = channel.unary_unary(
+                '/risk.v1.RiskScoringService/ScoreCargoReport',
+                request_serializer=risk_dot_v1_dot_risk__scoring__service__pb2.ScoreCargoReportRequest.SerializeToString,
+                response_deserializer=risk_dot_v1_dot_risk__scoring__service__pb2.ScoreCargoReportResponse.FromString,
+                _registered_method=True)
+        self.ScoreCargoReports = channel.unary_unary(
+                '/risk.v1.RiskScoringService/ScoreCargoReports',
+                request_serializer=risk_dot_v1_dot_risk__scoring__service__pb2.ScoreCargoReportsRequest.SerializeToString,
+                response_deserializer=risk_dot_v1_dot_risk__scoring__service__pb2.ScoreCargoReportsResponse.FromString,
+                _registered_method=True)
 
 
 class RiskScoringServiceServicer:
@@ -96,6 +106,22 @@ class RiskScoringServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ScoreCargoReport(self, request, context):
+        """Screens one cargo report (advance cargo information) with the cargo rule set and the cargo
+        model. A retry with the same report id, version and content returns the stored assessment;
+        the same id and version with other content is refused with ALREADY_EXISTS.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ScoreCargoReports(self, request, context):
+        """Screens a batch of cargo reports at once, all or nothing, as ScoreDeclarations does.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RiskScoringServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -118,6 +144,16 @@ def add_RiskScoringServiceServicer_to_server(servicer, server):
                     servicer.CancelDeclaration,
                     request_deserializer=risk_dot_v1_dot_risk__scoring__service__pb2.CancelDeclarationRequest.FromString,
                     response_serializer=risk_dot_v1_dot_risk__scoring__service__pb2.CancelDeclarationResponse.SerializeToString,
+            ),
+            'ScoreCargoReport': grpc.unary_unary_rpc_method_handler(
+                    servicer.ScoreCargoReport,
+                    request_deserializer=risk_dot_v1_dot_risk__scoring__service__pb2.ScoreCargoReportRequest.FromString,
+                    response_serializer=risk_dot_v1_dot_risk__scoring__service__pb2.ScoreCargoReportResponse.SerializeToString,
+            ),
+            'ScoreCargoReports': grpc.unary_unary_rpc_method_handler(
+                    servicer.ScoreCargoReports,
+                    request_deserializer=risk_dot_v1_dot_risk__scoring__service__pb2.ScoreCargoReportsRequest.FromString,
+                    response_serializer=risk_dot_v1_dot_risk__scoring__service__pb2.ScoreCargoReportsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -229,6 +265,60 @@ class RiskScoringService:
             '/risk.v1.RiskScoringService/CancelDeclaration',
             risk_dot_v1_dot_risk__scoring__service__pb2.CancelDeclarationRequest.SerializeToString,
             risk_dot_v1_dot_risk__scoring__service__pb2.CancelDeclarationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ScoreCargoReport(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/risk.v1.RiskScoringService/ScoreCargoReport',
+            risk_dot_v1_dot_risk__scoring__service__pb2.ScoreCargoReportRequest.SerializeToString,
+            risk_dot_v1_dot_risk__scoring__service__pb2.ScoreCargoReportResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ScoreCargoReports(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/risk.v1.RiskScoringService/ScoreCargoReports',
+            risk_dot_v1_dot_risk__scoring__service__pb2.ScoreCargoReportsRequest.SerializeToString,
+            risk_dot_v1_dot_risk__scoring__service__pb2.ScoreCargoReportsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,150 @@
+"""Cargo screening: the cargo rule set and selection policy turn a cargo report into outcomes.
+
+Rules decide alone until a cargo model is trained (the container-targeting model comes with the
+training pipeline for cargo); each assessment says so, as declarations do without a model.
+Scores and channels work as for declarations: a container's risk folds the weights of the hits on
+its own data with the report-level hits (route, parties, timing), and its channel follows the
+policy thresholds and the hits' minimum channels. Channels then map to the cargo outcomes:
+
+- on arrival, per container: GREEN or BLUE -> NO_ACTION, YELLOW -> SCAN, RED -> PHYSICAL_EXAMINATION;
+- before loading, for the report: the strongest container channel, YELLOW -> REQUEST_FOR_INFORMATION,
+  RED -> REQUEST_FOR_SCREENING, and DO_NOT_LOAD only for an imminent threat: a hit of a rule the
+  settings name for it (watch lists, typically), or a risk at or above the do-not-load score.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from risk_service.domain.assessment import Channel, ModelStatus, RuleHit
+from risk_service.domain.cargo.assessment import CargoAssessment, CargoSummary, ContainerAssessment
+from risk_service.domain.cargo.model import CargoReport, ContainerOutcome, FilingType, PreLoadingOutcome
+from risk_service.domain.cargo.rules import CargoFacts, cargo_contexts, containers_of
+from risk_service.domain.declaration import TransportMode
+from risk_service.domain.policy import SelectionPolicy, combine_scores
+from risk_service.domain.screening import RuleSetSource
+
+_ON_ARRIVAL = {
+    Channel.GREEN: ContainerOutcome.NO_ACTION,
+    Channel.BLUE: ContainerOutcome.NO_ACTION,
+    Channel.YELLOW: ContainerOutcome.SCAN,
+    Channel.RED: ContainerOutcome.PHYSICAL_EXAMINATION,
+}
+_BEFORE_LOADING = {
+    Channel.GREEN: PreLoadingOutcome.ASSESSMENT_COMPLETE,
+    Channel.BLUE: PreLoadingOutcome.ASSESSMENT_COMPLETE,
+    Channel.YELLOW: PreLoadingOutcome.REQUEST_FOR_INFORMATION,
+    Channel.RED: PreLoadingOutcome.REQUEST_FOR_SCREENING,
+}
+
+
+@dataclass(frozen=True)
+class CargoPolicy:
+    """The selection policy for containers, the filing deadlines and what is an imminent threat."""
+
+    selection: SelectionPolicy  # its random control draws containers of pre-arrival reports for a scan
+    filing_deadline_hours: Mapping[TransportMode, float]  # hours before loading a report is due, per mode
+    default_filing_deadline_hours: float = 24.0
+    do_not_load_rules: frozenset[str] = frozenset()
+    do_not_load_score: float = 1.0
+
+    def deadline(self, mode: TransportMode) -> float:
+        return self.filing_deadline_hours.get(mode, self.default_filing_deadline_hours)
+
+
+@dataclass
+class CargoScreener:
+    """Assesses validated cargo reports; pure CPU work, no I/O. Each call reads the rule set once."""
+
+    rules: RuleSetSource
+    policy: CargoPolicy
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    new_id: Callable[[], str] = field(default=lambda: str(uuid.uuid4()))
+
+    def assess(
+        self, reports: Sequence[CargoReport], facts: Sequence[CargoFacts] | None = None
+    ) -> list[CargoAssessment]:
+        """One assessment per report; `facts` (from the store: earlier versions, linked filings) per report."""
+        if facts is not None and len(facts) != len(reports):
+            raise ValueError(f"facts for {len(facts)} reports, expected {len(reports)}")
+        rule_set = self.rules.current
+        now = self.clock()
+        out = []
+        for n, report in enumerate(reports):
+            contexts = cargo_contexts(
+                report,
+                facts[n] if facts is not None else CargoFacts(),
+                filing_deadline_hours=self.policy.deadline(report.transport_mode),
+            )
+            hits = rule_set.evaluate(contexts, on=(report.filing_time or now).date())
+            out.append(self._decide(report, hits, rule_set.version, now))
+        return out
+
+    def _decide(
+        self, report: CargoReport, hits: Sequence[RuleHit], rule_set_version: str, now: datetime
+    ) -> CargoAssessment:
+        shared: list[RuleHit] = []
+        by_container: dict[str, list[RuleHit]] = {c.container_number: [] for c in report.containers}
+        for hit in hits:
+            concerned = containers_of(hit, report)
+            if not concerned:
+                shared.append(hit)
+            for number in concerned:
+                by_container[number].append(hit)
+        selection = self.policy.selection
+        containers: list[ContainerAssessment] = []
+        for container in report.containers:
+            own = by_container[container.container_number]
+            applying = (*shared, *own)
+            risk = combine_scores(None, [h.weight for h in applying])
+            if report.filing_type == FilingType.PRE_ARRIVAL:
+                key = f"{report.report_id}\x1f{container.container_number}"
+                channel, _ = selection.decide(key, report.version, risk, applying)
+            else:  # random scans are drawn on arrival, never as a reason to hold cargo back
+                channel = selection.channel_for_score(risk)
+                channel = max([channel, *(h.min_channel for h in applying if h.min_channel is not None)])
+            containers.append(
+                ContainerAssessment(
+                    container_number=container.container_number,
+                    outcome=_ON_ARRIVAL.get(channel, ContainerOutcome.NO_ACTION),
+                    channel=channel,
+                    risk_score=risk,
+                    model_score=None,
+                    rule_hits=tuple(own),
+                )
+            )
+        top = max(containers, key=lambda c: c.risk_score)  # the first of the riskiest
+        pre_loading = PreLoadingOutcome.UNSPECIFIED
+        if report.filing_type == FilingType.PRE_LOADING:
+            threat = any(h.rule_id in self.policy.do_not_load_rules for h in hits)
+            if threat or top.risk_score >= self.policy.do_not_load_score:
+                pre_loading = PreLoadingOutcome.DO_NOT_LOAD
+            else:
+                pre_loading = _BEFORE_LOADING.get(
+                    max(c.channel for c in containers), PreLoadingOutcome.ASSESSMENT_COMPLETE
+                )
+        outcomes = [c.outcome for c in containers]
+        return CargoAssessment(
+            assessment_id=self.new_id(),
+            report_id=report.report_id,
+            report_version=report.version,
+            filing_type=report.filing_type,
+            pre_loading_outcome=pre_loading,
+            containers=tuple(containers),
+            rule_hits=tuple(shared),
+            risk_score=top.risk_score,
+            summary=CargoSummary(
+                no_action=outcomes.count(ContainerOutcome.NO_ACTION),
+                scan=outcomes.count(ContainerOutcome.SCAN),
+                physical_examination=outcomes.count(ContainerOutcome.PHYSICAL_EXAMINATION),
+                highest_risk_container=top.container_number,
+            ),
+            model_status=ModelStatus.UNAVAILABLE,
+            model_name="",
+            model_version="",
+            rule_set_version=rule_set_version,
+            assessment_time=now,
+        )

@@ -1,0 +1,136 @@
+"""Stores every cargo report assessment before the service answers, with the report as filed."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from concurrent.futures import Future
+from typing import Any
+
+import sqlalchemy as sa
+
+from risk_service.domain.cargo.assessment import CargoAssessment
+from risk_service.domain.cargo.ports import CargoRecord, CargoSaveResult
+from risk_service.store import keyed_writes
+from risk_service.store.cargo_codec import (
+    cargo_assessment_from_dict,
+    cargo_assessment_to_dict,
+    cargo_report_to_dict,
+)
+from risk_service.store.codec import to_json
+from risk_service.store.db import chunks, create_engine
+from risk_service.store.group_commit import AfterCommit, GroupCommitWriter, Submission, WritingStore
+from risk_service.store.tables import cargo_assessments
+
+log = logging.getLogger(__name__)
+
+_Key = tuple[str, int]
+
+
+def _key(record: CargoRecord) -> _Key:
+    return (record.assessment.report_id, record.assessment.report_version)
+
+
+def _row(record: CargoRecord) -> dict[str, Any]:
+    a, r = record.assessment, record.report
+    if (a.report_id, a.report_version) != r.key:
+        raise ValueError(
+            f"assessment {a.assessment_id} is for {a.report_id} v{a.report_version}, "
+            f"not for the report given ({r.report_id} v{r.version})"
+        )
+    return {
+        "assessment_id": a.assessment_id,
+        "report_id": a.report_id,
+        "report_version": a.report_version,
+        "content_hash": record.content_hash,
+        "filing_type": int(a.filing_type),
+        "pre_loading_outcome": int(a.pre_loading_outcome),
+        "risk_score": a.risk_score,
+        "master_document": r.master_transport_document_number,
+        "house_document": r.house_transport_document_number,
+        "filed_at": r.filing_time,
+        "assessed_at": a.assessment_time,
+        "report_json": to_json(cargo_report_to_dict(r)),
+        "assessment_json": to_json(cargo_assessment_to_dict(a)),
+    }
+
+
+class SqlCargoStore(WritingStore):
+    """Cargo assessments on SQLite or PostgreSQL; writes go through one group-commit writer thread.
+
+    Same guarantees as SqlAssessmentStore: a retry of a stored (report id, version) gets the stored
+    assessment, the same key with other content is a conflict, an atomic submission with a conflict
+    is written not at all. The schema must exist: run `migrations.upgrade` first.
+    """
+
+    def __init__(self, url: str, *, max_batch: int = 500, sqlite_synchronous: str = "FULL") -> None:
+        self._engine = create_engine(url, sqlite_synchronous=sqlite_synchronous)
+        t = cargo_assessments
+        self._insert = keyed_writes.idempotent_insert(
+            t, [t.c.report_id, t.c.report_version], ["report", "assessment"], self._engine.dialect.name
+        )
+        self._writer: GroupCommitWriter[CargoRecord, CargoSaveResult] = GroupCommitWriter(
+            self._engine, name="cargo-store-writer", max_batch=max_batch, prepare=_row, transaction=self._transaction
+        )
+
+    def save_many(self, records: Sequence[CargoRecord], *, atomic: bool = False) -> Future[list[CargoSaveResult]]:
+        return self._writer.submit(records, atomic=atomic)
+
+    def _transaction(
+        self, conn: sa.Connection, submissions: list[Submission[CargoRecord, CargoSaveResult]]
+    ) -> tuple[list[list[CargoSaveResult]], AfterCommit | None]:
+        atomic = keyed_writes.atomic_keys(submissions, _key)
+        stored = self._stored(conn, atomic, must_exist=False) if atomic else {}
+        plan = keyed_writes.plan_writes(submissions, stored, _key, CargoSaveResult)
+        inserted: set[_Key] = set()
+        if plan.planned:
+            rows = [row for _, row in plan.planned.values()]
+            inserted = {(r[0], r[1]) for r in conn.execute(self._insert, rows)}
+        missed = [k for k in plan.planned if k not in inserted]
+        if not plan.atomic_keys.isdisjoint(missed):
+            # Another writer stored a key of an atomic submission after the check; alone, the retry sees it.
+            raise RuntimeError(f"{len(missed)} keys stored by another writer meanwhile, e.g. {missed[0]}")
+        stored.update(self._stored(conn, missed, must_exist=True))
+        return keyed_writes.collect_results(submissions, plan, inserted, stored, _key, CargoSaveResult), None
+
+    @staticmethod
+    def _stored(conn: sa.Connection, keys: Sequence[_Key], *, must_exist: bool) -> keyed_writes.Stored:
+        t = cargo_assessments
+        return keyed_writes.stored_rows(
+            conn,
+            t.c.report_id,
+            t.c.report_version,
+            t.c.content_hash,
+            t.c.assessment,
+            keys,
+            cargo_assessment_from_dict,
+            must_exist=must_exist,
+        )
+
+    # -- reading (short connections of their own, never the writer's) ---------------------------
+
+    def latest_before(self, keys: Sequence[tuple[str, int]]) -> dict[tuple[str, int], CargoAssessment]:
+        t = cargo_assessments
+        wanted: dict[str, list[int]] = {}
+        for report_id, version in keys:
+            wanted.setdefault(report_id, []).append(version)
+        best: dict[tuple[str, int], tuple[int, Any]] = {}
+        with self._engine.connect() as conn:
+            for chunk in chunks(sorted(wanted)):
+                query = sa.select(t.c.report_id, t.c.report_version, t.c.assessment).where(t.c.report_id.in_(chunk))
+                for report_id, stored_version, document in conn.execute(query):
+                    for version in wanted[report_id]:
+                        key = (report_id, version)
+                        if stored_version < version and (key not in best or best[key][0] < stored_version):
+                            best[key] = (stored_version, document)
+        return {key: cargo_assessment_from_dict(document) for key, (_, document) in best.items()}
+
+    def history(self, report_id: str) -> list[CargoAssessment]:
+        t = cargo_assessments
+        query = sa.select(t.c.assessment).where(t.c.report_id == report_id).order_by(t.c.report_version)
+        with self._engine.connect() as conn:
+            return [cargo_assessment_from_dict(d) for d in conn.execute(query).scalars()]
+
+    def count(self) -> int:
+        with self._engine.connect() as conn:
+            return int(conn.execute(sa.select(sa.func.count()).select_from(cargo_assessments)).scalar_one())
