@@ -16,6 +16,8 @@ from risk_service.domain.cargo.rules import CARGO_SUBJECT, DEFAULT_CARGO_RULES_P
 from risk_service.domain.cargo.screening import CargoPolicy, CargoScreener
 from risk_service.domain.cargo.service import CargoScoringService
 from risk_service.domain.cargo.validation import CargoLimits
+from risk_service.domain.consistency import ConsistencyConfig
+from risk_service.domain.cross_check import CrossCheck
 from risk_service.domain.declaration import TransportMode
 from risk_service.domain.entity_history import EntityHistory
 from risk_service.domain.model_handle import ModelHandle, ModelSource, ScoringModel
@@ -186,6 +188,18 @@ def build_app(settings: Settings, model_source: ModelSource | None = None) -> Ap
         permits=permit_screen,
         top_contributions=settings.policy.top_contributions,
     )
+    cargo_store, cargo_rules, cargo_screener = build_cargo(settings, url)
+    cross_checks = (
+        CrossCheck(
+            consistency_config(settings),
+            cargo_store.linked_reports,
+            store.linked_declarations,
+            screener,
+            cargo_screener,
+        )
+        if settings.consistency.enabled
+        else None
+    )
     service = ScoringService(
         screener,
         store,
@@ -194,8 +208,16 @@ def build_app(settings: Settings, model_source: ModelSource | None = None) -> Ap
         max_batch_size=settings.server.max_batch_size,
         max_items_per_call=v.max_items_per_call,
         observer=PrometheusObserver(),
+        cross_checks=cross_checks,
     )
-    cargo_store, cargo_rules, cargo = build_cargo(settings, url)
+    cargo = CargoScoringService(
+        cargo_screener,
+        cargo_store,
+        cargo_limits(settings),
+        max_batch_size=settings.server.max_batch_size,
+        observer=PrometheusObserver(),
+        cross_checks=cross_checks,
+    )
     app = App(
         settings,
         store,
@@ -232,27 +254,29 @@ def cargo_policy_from_settings(settings: Settings) -> CargoPolicy:
     )
 
 
-def build_cargo(settings: Settings, url: str) -> tuple[SqlCargoStore, RuleSetHolder, CargoScoringService]:
-    """The cargo report store, the cargo rule set (hot-reloaded like the declaration rules) and the service."""
+def build_cargo(settings: Settings, url: str) -> tuple[SqlCargoStore, RuleSetHolder, CargoScreener]:
+    """The cargo report store, the cargo rule set (hot-reloaded like the declaration rules) and its screener."""
     rules = RuleSetHolder(settings.cargo.rules_path or DEFAULT_CARGO_RULES_PATH, (), subject=CARGO_SUBJECT)
     unknown = set(settings.cargo.do_not_load_rules) - {r.id for r in rules.current.rules}
     if unknown:  # a typo here would silently never hold anything back
         log.warning("cargo.do_not_load_rules names rules the cargo rule set lacks: %s", ", ".join(sorted(unknown)))
     store = SqlCargoStore(url, sqlite_synchronous=settings.sqlite_synchronous)
+    return store, rules, CargoScreener(rules, cargo_policy_from_settings(settings))
+
+
+def cargo_limits(settings: Settings) -> CargoLimits:
     v = settings.validation
-    limits = CargoLimits(
-        max_containers=v.max_containers,
-        max_string_length=v.max_string_length,
-        max_id_length=v.max_id_length,
+    return CargoLimits(
+        max_containers=v.max_containers, max_string_length=v.max_string_length, max_id_length=v.max_id_length
     )
-    service = CargoScoringService(
-        CargoScreener(rules, cargo_policy_from_settings(settings)),
-        store,
-        limits,
-        max_batch_size=settings.server.max_batch_size,
-        observer=PrometheusObserver(),
+
+
+def consistency_config(settings: Settings) -> ConsistencyConfig:
+    c = settings.consistency
+    return ConsistencyConfig(
+        {code: (Channel[s.min_channel] if s.min_channel else None, s.weight) for code, s in c.checks.items()},
+        mass_tolerance=c.mass_tolerance,
     )
-    return store, rules, service
 
 
 def ensure_demo_model(settings: Settings) -> str:

@@ -75,12 +75,12 @@ class ModelSettings(BaseModel):
     )
 
 
-class PermitCheckSetting(BaseModel):
+class CheckSetting(BaseModel):
     min_channel: str | None = Field(None, description="Channel a hit raises the declaration to at least; unset: none.")
     weight: float = Field(0.0, ge=-1, le=1, description="Score weight of a hit, as for rules.")
 
     @model_validator(mode="after")
-    def _known_channel(self) -> PermitCheckSetting:
+    def _known_channel(self) -> CheckSetting:
         if self.min_channel is not None and self.min_channel not in {"GREEN", "BLUE", "YELLOW", "RED"}:
             raise ValueError("min_channel must be GREEN, BLUE, YELLOW or RED")
         return self
@@ -91,7 +91,7 @@ class PermitSettings(BaseModel):
     controlled_goods_path: Path | None = Field(
         None, description="Controlled goods table (YAML or CSV); defaults to the shipped table."
     )
-    checks: dict[str, PermitCheckSetting] = Field(
+    checks: dict[str, CheckSetting] = Field(
         default_factory=dict,
         description="Overrides of a permit check's channel and weight by reason code, e.g. "
         'RISK_PERMITS__CHECKS=\'{"PERMIT_MISSING": {"min_channel": "RED", "weight": 0.5}}\'.',
@@ -101,6 +101,20 @@ class PermitSettings(BaseModel):
         50_000, ge=0, description="Active permits read into memory at start-up, most recently changed first."
     )
     max_import_rows: int = Field(200_000, ge=1, description="Most permits one ImportPermits call may carry.")
+
+
+class ConsistencySettings(BaseModel):
+    """Cross-checks between a declaration and the cargo report of the same transport document or container."""
+
+    enabled: bool = Field(True, description="Compare declarations with cargo reports and re-assess the earlier one.")
+    mass_tolerance: float = Field(
+        0.05, ge=0, lt=1, description="Share by which declared and reported gross masses may differ."
+    )
+    checks: dict[str, CheckSetting] = Field(
+        default_factory=dict,
+        description="Overrides of a consistency check's channel and weight by reason code, e.g. "
+        'RISK_CONSISTENCY__CHECKS=\'{"CONSISTENCY_GROSS_MASS": {"min_channel": "RED", "weight": 0.5}}\'.',
+    )
 
 
 class CargoSettings(BaseModel):
@@ -165,6 +179,7 @@ class Settings(BaseSettings):
     model: ModelSettings = Field(default_factory=ModelSettings)  # type: ignore[arg-type]
     permits: PermitSettings = Field(default_factory=PermitSettings)  # type: ignore[arg-type]
     cargo: CargoSettings = Field(default_factory=CargoSettings)  # type: ignore[arg-type]
+    consistency: ConsistencySettings = Field(default_factory=ConsistencySettings)  # type: ignore[arg-type]
 
     @property
     def resolved_database_url(self) -> str:

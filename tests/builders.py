@@ -112,6 +112,7 @@ def declaration_to_pb(d: Declaration) -> declaration_pb2.Declaration:
                 duties_and_taxes=[
                     declaration_pb2.DutyTax(type_code=t.type_code, amount=t.amount) for t in i.duties_and_taxes
                 ],
+                packages=i.packages,
             )
             for i in d.items
         ],

@@ -61,6 +61,7 @@ class GoodsItem:
     preference_claimed: str = ""
     permit_references: tuple[str, ...] = ()
     duties_and_taxes: tuple[DutyTax, ...] = ()
+    packages: int = 0  # 0 when not stated
 
     @property
     def total_duties_and_taxes(self) -> float:

@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Protocol
 
 from risk_service.domain.assessment import Assessment
+from risk_service.domain.consistency import CargoReassessment
 from risk_service.domain.declaration import Declaration
 from risk_service.domain.errors import DomainError
 from risk_service.domain.permits.ledger import CancellationResult, DrawRefusal, LedgerClaim, PermitUsage
@@ -21,6 +22,8 @@ class AssessmentRecord:
     declaration: Declaration
     content_hash: str  # of the declaration content; tells a retry from a conflicting re-use of a version
     claim: LedgerClaim | None = None  # what it draws from permits; settled in the same transaction
+    # Linked cargo reports assessed again because this declaration arrived; stored with it, once.
+    reassessments: tuple[CargoReassessment, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

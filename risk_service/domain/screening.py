@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -43,11 +43,17 @@ class Screener:
     def assess(self, declarations: Sequence[Declaration]) -> list[Assessment]:
         return [s.assessment for s in self.screen(declarations)]
 
-    def screen(self, declarations: Sequence[Declaration], snapshot: PermitSnapshot | None = None) -> list[Screened]:
+    def screen(
+        self,
+        declarations: Sequence[Declaration],
+        snapshot: PermitSnapshot | None = None,
+        extra_hits: Sequence[Sequence[RuleHit]] | None = None,
+    ) -> list[Screened]:
         """Assessments, with what each declaration draws from permits (settled by the store).
 
         `snapshot` holds the permits the declarations cite (PermitScreen.prepare); without one,
-        permits are read from memory only.
+        permits are read from memory only. `extra_hits` (one sequence per declaration) are findings
+        of other checks, such as cross-document consistency, that count like rule hits.
         """
         if not declarations:
             return []
@@ -78,6 +84,8 @@ class Screener:
             )
             if checks is not None:
                 hits = (*hits, *checks[n].hits)
+            if extra_hits is not None:
+                hits = (*hits, *extra_hits[n])
             model_score: float | None = None
             top_row = span.start
             if probabilities is not None:
@@ -98,6 +106,25 @@ class Screener:
             )
             for i, d in enumerate(drafts)
         ]
+
+    def reassess(self, original: Assessment, extra_hits: Sequence[RuleHit]) -> Assessment:
+        """The stored assessment again, with more findings: same model score and draws, new channel and risk.
+
+        For a linked document that arrived later; the model and rules are not run again, so the
+        re-assessment differs from the original only by what the new findings add.
+        """
+        hits = (*original.rule_hits, *extra_hits)
+        risk = combine_scores(original.model_score, [h.weight for h in hits])
+        channel, control = self.policy.decide(original.declaration_id, original.declaration_version, risk, hits)
+        return replace(
+            original,
+            assessment_id=self.new_id(),
+            channel=channel,
+            risk_score=risk,
+            rule_hits=hits,
+            random_control=control,
+            assessment_time=self.clock(),
+        )
 
     def _contributions(
         self, loaded: LoadedModel | None, matrix: np.ndarray, drafts: list[_Draft]

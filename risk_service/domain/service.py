@@ -10,7 +10,8 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol
 
-from risk_service.domain.assessment import Assessment
+from risk_service.domain.assessment import Assessment, RuleHit
+from risk_service.domain.cross_check import CrossCheck, DeclarationFindings
 from risk_service.domain.declaration import Declaration
 from risk_service.domain.entity_history import EntityHistory
 from risk_service.domain.errors import AlreadyExists, DomainError, FieldViolation, InvalidArgument, Unavailable
@@ -64,8 +65,10 @@ class ScoringService:
         max_batch_size: int,
         max_items_per_call: int = 50_000,
         observer: ScoringObserver | None = None,
+        cross_checks: CrossCheck | None = None,
     ) -> None:
         self._screener = screener
+        self._cross_checks = cross_checks  # None: declarations are not compared with cargo reports
         self._store = store
         self._history = history
         self._limits = limits
@@ -135,7 +138,9 @@ class ScoringService:
             self._observer.refused("INVALID_ARGUMENT")
             raise InvalidArgument(violations)
 
-    async def _screen(self, declarations: Sequence[Declaration]) -> list[Screened]:
+    async def _screen(
+        self, declarations: Sequence[Declaration], extra_hits: Sequence[Sequence[RuleHit]] | None = None
+    ) -> list[Screened]:
         permits = self._screener.permits
         snapshot: PermitSnapshot | None = None
         if permits is not None:
@@ -146,18 +151,36 @@ class ScoringService:
                 self._observer.refused("PERMITS_UNAVAILABLE", len(declarations))
                 raise Unavailable("the permit registry is unavailable; retry later") from err
         if sum(len(d.items) for d in declarations) <= INLINE_SCREENING_ITEMS:
-            return self._screener.screen(declarations, snapshot)
+            return self._screener.screen(declarations, snapshot, extra_hits)
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._screening_pool, self._screener.screen, declarations, snapshot)
+        return await loop.run_in_executor(
+            self._screening_pool, self._screener.screen, declarations, snapshot, extra_hits
+        )
+
+    async def _cross_check(self, declarations: Sequence[Declaration]) -> list[DeclarationFindings] | None:
+        """What the cargo reports filed before these declarations say against them (None: not checked)."""
+        if self._cross_checks is None:
+            return None
+        try:
+            return await asyncio.get_running_loop().run_in_executor(
+                None, self._cross_checks.for_declarations, declarations
+            )
+        except Exception as err:
+            log.error("reading linked cargo reports failed: %s", type(err).__name__)
+            self._observer.refused("STORE_UNAVAILABLE", len(declarations))
+            raise Unavailable("the assessment store is unavailable; retry later") from err
 
     async def _score_valid(
         self, declarations: Sequence[Declaration], *, atomic: bool = False
     ) -> list[Assessment | DomainError]:
         started = time.perf_counter()
-        screened = await self._screen(declarations)
+        findings = await self._cross_check(declarations)
+        screened = await self._screen(declarations, [f.hits for f in findings] if findings is not None else None)
         records = [
-            AssessmentRecord(s.assessment, d, content_hash(d), s.claim)
-            for s, d in zip(screened, declarations, strict=True)
+            AssessmentRecord(
+                s.assessment, d, content_hash(d), s.claim, findings[n].reassessments if findings is not None else ()
+            )
+            for n, (s, d) in enumerate(zip(screened, declarations, strict=True))
         ]
         try:
             results: list[SaveResult] = await asyncio.wrap_future(self._store.save_many(records, atomic=atomic))

@@ -135,6 +135,8 @@ def _items(out: ViolationCollector, path: str, items: tuple[GoodsItem, ...], lim
         else:
             for j, ref in enumerate(item.permit_references):
                 check_identifier(out, f"{p}.permit_references[{j}]", ref, limits)
+        if item.packages < 0:
+            out.add(f"{p}.packages", "must not be negative (0 when not stated)")
         for j, duty in enumerate(item.duties_and_taxes):
             if not _CODE.fullmatch(duty.type_code):
                 out.add(f"{p}.duties_and_taxes[{j}].type_code", "must be a code of 1 to 16 letters or digits")

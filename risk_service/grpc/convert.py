@@ -72,6 +72,7 @@ def _item(message: declaration_pb2.GoodsItem) -> GoodsItem:
         preference_claimed=message.preference_claimed,
         permit_references=tuple(message.permit_references),
         duties_and_taxes=tuple(DutyTax(d.type_code, d.amount) for d in message.duties_and_taxes),
+        packages=message.packages,
     )
 
 

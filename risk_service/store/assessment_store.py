@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -13,14 +13,17 @@ import sqlalchemy as sa
 
 from features import ENTITY_KINDS
 from risk_service.domain.assessment import Assessment
+from risk_service.domain.consistency import declaration_link_keys
 from risk_service.domain.declaration import Declaration
 from risk_service.domain.entity_history import declaration_keys
 from risk_service.domain.permits.model import LineBalance
 from risk_service.domain.ports import AssessmentRecord, BalancesChanged, SaveResult, SettleRefusals
-from risk_service.store import codec, keyed_writes
-from risk_service.store.db import BulkInsert, create_engine
+from risk_service.store import codec, keyed_writes, links
+from risk_service.store.cargo_codec import cargo_assessment_to_dict
+from risk_service.store.db import BulkInsert, chunks, create_engine
 from risk_service.store.group_commit import AfterCommit, GroupCommitWriter, Submission, WritingStore
 from risk_service.store.ledger import LineKey, Settlement, needs_ledger, settle_claims
+from risk_service.store.links import LinkKey, LinkWriter
 from risk_service.store.tables import assessments, filing_entities
 
 log = logging.getLogger(__name__)
@@ -115,6 +118,7 @@ class SqlAssessmentStore(WritingStore):
         )
         # A later version naming the same entities adds nothing: the first stored version's time stands.
         self._insert_entities = BulkInsert(filing_entities, self._engine.dialect, ignore_conflicts=True)
+        self._links = LinkWriter(self._engine.dialect)
         self._writer: GroupCommitWriter[AssessmentRecord, SaveResult] = GroupCommitWriter(
             self._engine,
             name="assessment-store-writer",
@@ -181,6 +185,7 @@ class SqlAssessmentStore(WritingStore):
         entity_rows = [e for k in inserted for e in _entity_rows(planned[k][0].declaration)]
         entity_rows.sort(key=lambda e: (e["kind"], e["entity_key"], e["declaration_id"]))
         self._insert_entities.execute(conn, entity_rows)
+        self._write_links(conn, [planned[k][0] for k in inserted])
         out = keyed_writes.collect_results(submissions, plan, inserted, stored, _key, SaveResult)
         if plan.rolled_back:
             log.info(
@@ -190,6 +195,33 @@ class SqlAssessmentStore(WritingStore):
             )
         balances = settlement.balances
         return out, (lambda: self._notify(balances)) if balances else None
+
+    def _write_links(self, conn: sa.Connection, created: list[AssessmentRecord]) -> None:
+        """The new versions' document links, and the cargo reports re-assessed because they arrived."""
+        rows = [
+            row
+            for r in created
+            for row in links.link_rows(
+                links.DECLARATION,
+                r.declaration.declaration_id,
+                r.declaration.version,
+                declaration_link_keys(r.declaration),
+            )
+        ]
+        later = [
+            links.reassessment_row(
+                links.CARGO_REPORT,
+                x.assessment.report_id,
+                x.assessment.report_version,
+                x.assessment.assessment_id,
+                x.trigger,
+                x.assessment.assessment_time,
+                cargo_assessment_to_dict(x.assessment),
+            )
+            for r in created
+            for x in r.reassessments
+        ]
+        self._links.write(conn, rows, later)
 
     def _settle_claims(self, conn: sa.Connection, planned: dict[_Key, tuple[AssessmentRecord, _Row]]) -> Settlement:
         """Settles the permit claims of the records about to be inserted; swaps in the flagged assessments.
@@ -233,11 +265,32 @@ class SqlAssessmentStore(WritingStore):
         return None if document is None else codec.assessment_from_dict(document)
 
     def history(self, declaration_id: str) -> list[Assessment]:
-        """Every stored version of one declaration, oldest version first."""
+        """Every assessment of one declaration: each version's, then its re-assessments, in time order."""
         t = assessments
-        query = sa.select(t.c.assessment).where(t.c.declaration_id == declaration_id).order_by(t.c.declaration_version)
+        query = sa.select(t.c.declaration_version, t.c.assessed_at, t.c.assessment).where(
+            t.c.declaration_id == declaration_id
+        )
         with self._engine.connect() as conn:
-            return [codec.assessment_from_dict(d) for d in conn.execute(query).scalars()]
+            found = [*conn.execute(query), *links.reassessment_documents(conn, links.DECLARATION, declaration_id)]
+        return [codec.assessment_from_dict(d) for _, _, d in sorted(found, key=lambda row: (row[0], row[1]))]
+
+    def linked_declarations(self, keys: Iterable[LinkKey]) -> list[tuple[Declaration, Assessment]]:
+        """The newest stored version, with its assessment, of every declaration naming any of these
+        transport documents or containers."""
+        t = assessments
+        with self._engine.connect() as conn:
+            newest = links.linked_filings(conn, links.DECLARATION, keys)
+            if not newest:
+                return []
+            out = []
+            for chunk in chunks(sorted(newest)):
+                query = sa.select(t.c.declaration_id, t.c.declaration_version, t.c.declaration, t.c.assessment).where(
+                    t.c.declaration_id.in_(chunk)
+                )
+                for declaration_id, version, declaration, assessment in conn.execute(query):
+                    if newest[declaration_id] == version:
+                        out.append((codec.declaration_from_dict(declaration), codec.assessment_from_dict(assessment)))
+        return sorted(out, key=lambda pair: pair[0].key)
 
     def entity_history(self) -> dict[str, dict[str, tuple[datetime, int]]]:
         """Entity kind -> key -> (earliest lodgement time, declarations): warms the in-memory EntityHistory.

@@ -3,23 +3,27 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from concurrent.futures import Future
 from typing import Any
 
 import sqlalchemy as sa
 
 from risk_service.domain.cargo.assessment import CargoAssessment
+from risk_service.domain.cargo.model import CargoReport
 from risk_service.domain.cargo.ports import CargoRecord, CargoSaveResult
-from risk_service.store import keyed_writes
+from risk_service.domain.consistency import report_link_keys
+from risk_service.store import keyed_writes, links
 from risk_service.store.cargo_codec import (
     cargo_assessment_from_dict,
     cargo_assessment_to_dict,
+    cargo_report_from_dict,
     cargo_report_to_dict,
 )
-from risk_service.store.codec import to_json
+from risk_service.store.codec import assessment_to_dict, to_json
 from risk_service.store.db import chunks, create_engine
 from risk_service.store.group_commit import AfterCommit, GroupCommitWriter, Submission, WritingStore
+from risk_service.store.links import LinkKey, LinkWriter
 from risk_service.store.tables import cargo_assessments
 
 log = logging.getLogger(__name__)
@@ -69,6 +73,7 @@ class SqlCargoStore(WritingStore):
         self._insert = keyed_writes.idempotent_insert(
             t, [t.c.report_id, t.c.report_version], ["report", "assessment"], self._engine.dialect.name
         )
+        self._links = LinkWriter(self._engine.dialect)
         self._writer: GroupCommitWriter[CargoRecord, CargoSaveResult] = GroupCommitWriter(
             self._engine, name="cargo-store-writer", max_batch=max_batch, prepare=_row, transaction=self._transaction
         )
@@ -91,7 +96,32 @@ class SqlCargoStore(WritingStore):
             # Another writer stored a key of an atomic submission after the check; alone, the retry sees it.
             raise RuntimeError(f"{len(missed)} keys stored by another writer meanwhile, e.g. {missed[0]}")
         stored.update(self._stored(conn, missed, must_exist=True))
+        self._write_links(conn, [plan.planned[k][0] for k in inserted])
         return keyed_writes.collect_results(submissions, plan, inserted, stored, _key, CargoSaveResult), None
+
+    def _write_links(self, conn: sa.Connection, created: list[CargoRecord]) -> None:
+        """The new versions' document links, and the declarations re-assessed because they arrived."""
+        rows = [
+            row
+            for r in created
+            for row in links.link_rows(
+                links.CARGO_REPORT, r.report.report_id, r.report.version, report_link_keys(r.report)
+            )
+        ]
+        later = [
+            links.reassessment_row(
+                links.DECLARATION,
+                x.assessment.declaration_id,
+                x.assessment.declaration_version,
+                x.assessment.assessment_id,
+                x.trigger,
+                x.assessment.assessment_time,
+                assessment_to_dict(x.assessment),
+            )
+            for r in created
+            for x in r.reassessments
+        ]
+        self._links.write(conn, rows, later)
 
     @staticmethod
     def _stored(conn: sa.Connection, keys: Sequence[_Key], *, must_exist: bool) -> keyed_writes.Stored:
@@ -126,10 +156,28 @@ class SqlCargoStore(WritingStore):
         return {key: cargo_assessment_from_dict(document) for key, (_, document) in best.items()}
 
     def history(self, report_id: str) -> list[CargoAssessment]:
+        """Every assessment of one report: each version's, then its re-assessments, in time order."""
         t = cargo_assessments
-        query = sa.select(t.c.assessment).where(t.c.report_id == report_id).order_by(t.c.report_version)
+        query = sa.select(t.c.report_version, t.c.assessed_at, t.c.assessment).where(t.c.report_id == report_id)
         with self._engine.connect() as conn:
-            return [cargo_assessment_from_dict(d) for d in conn.execute(query).scalars()]
+            found = [*conn.execute(query), *links.reassessment_documents(conn, links.CARGO_REPORT, report_id)]
+        return [cargo_assessment_from_dict(d) for _, _, d in sorted(found, key=lambda row: (row[0], row[1]))]
+
+    def linked_reports(self, keys: Iterable[LinkKey]) -> list[tuple[CargoReport, CargoAssessment]]:
+        """The newest stored version, with its assessment, of every cargo report naming any of these
+        transport documents or containers."""
+        t = cargo_assessments
+        with self._engine.connect() as conn:
+            newest = links.linked_filings(conn, links.CARGO_REPORT, keys)
+            out = []
+            for chunk in chunks(sorted(newest)):
+                query = sa.select(t.c.report_id, t.c.report_version, t.c.report, t.c.assessment).where(
+                    t.c.report_id.in_(chunk)
+                )
+                for report_id, version, report, assessment in conn.execute(query):
+                    if newest[report_id] == version:
+                        out.append((cargo_report_from_dict(report), cargo_assessment_from_dict(assessment)))
+        return sorted(out, key=lambda pair: pair[0].key)
 
     def count(self) -> int:
         with self._engine.connect() as conn:

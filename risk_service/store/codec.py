@@ -173,6 +173,7 @@ def _item(i: GoodsItem) -> JsonDict:
         "preference_claimed": i.preference_claimed,
         "permit_references": list(i.permit_references),
         "duties_and_taxes": [{"type_code": t.type_code, "amount": num_to_json(t.amount)} for t in i.duties_and_taxes],
+        "packages": i.packages,
     }
 
 
@@ -222,6 +223,7 @@ def _item_from(d: JsonDict) -> GoodsItem:
         duties_and_taxes=tuple(
             DutyTax(type_code=t["type_code"], amount=float_from_json(t["amount"])) for t in d["duties_and_taxes"]
         ),
+        packages=d.get("packages", 0),  # not in documents stored before packages were filed
     )
 
 

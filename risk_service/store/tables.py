@@ -110,6 +110,36 @@ cargo_assessments = sa.Table(
 )
 
 
+# -- links between declarations and cargo reports ------------------------------------------------
+
+# One row per filing version and transport document or container it names: a new filing finds the
+# other kind's filings for the same consignment by these keys (the primary key leads with them).
+document_links = sa.Table(
+    "document_links",
+    metadata,
+    sa.Column("link_type", sa.String(16), primary_key=True),  # "document" or "container"
+    sa.Column("link_key", sa.String(64), primary_key=True),
+    sa.Column("kind", sa.String(16), primary_key=True),  # "declaration" or "cargo_report"
+    sa.Column("filing_id", sa.String(64), primary_key=True),
+    sa.Column("version", sa.Integer, primary_key=True),
+)
+
+# Later assessments of a stored filing version, made when a linked document arrived; a filing's
+# history is its assessments and these, in time order. The original assessment is never changed.
+reassessments = sa.Table(
+    "reassessments",
+    metadata,
+    sa.Column("assessment_id", sa.String(36), primary_key=True),
+    sa.Column("kind", sa.String(16), nullable=False),  # "declaration" or "cargo_report"
+    sa.Column("filing_id", sa.String(64), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("trigger", sa.String, nullable=False),  # what caused it, e.g. "cargo_report CR-1 v2"
+    sa.Column("assessed_at", UtcDateTime, nullable=False),
+    sa.Column("assessment", JsonDocument, nullable=False),
+    sa.Index("ix_reassessments_kind_filing_id", "kind", "filing_id"),
+)
+
+
 # -- permits (single window) --------------------------------------------------------------------
 # The permit document (JSON) is the record of truth; the scalar columns copy what lookups filter on.
 

@@ -58,8 +58,21 @@ def test_a_pre_loading_cargo_report_gets_do_not_load_with_its_reasons(demo_serve
     reasons = {h["ruleId"]: h["message"] for h in assessment["ruleHits"]}
     assert "NL000000000003" in reasons["CARGO-WATCHLIST-CONSIGNEE"]
     assert "CARGO-LATE-FILING" in reasons
-    second = {c["containerNumber"]: c for c in assessment["containers"]}["MSCU1234566"]
+    second = {c["containerNumber"]: c for c in assessment["containers"]}["TGHU9876542"]
     assert {"CARGO-SEAL-MISSING", "CARGO-MASS-GAP", "CARGO-DESC-VAGUE"} <= {h["ruleId"] for h in second["ruleHits"]}
+
+
+def test_a_declaration_disagreeing_with_its_manifest_is_flagged_with_both_figures(demo_server: str) -> None:
+    """The README's cross-check example, as shown there."""
+    data = ROOT / "tests" / "data"
+    manifest = run("score", str(data / "cargo_report_manifest.json"), "--address", demo_server)
+    assert manifest.returncode == 0, manifest.stderr
+    result = run("score", str(data / "declaration_mass_mismatch.json"), "--address", demo_server)
+    assert result.returncode == 0, result.stderr
+    assessment = json.loads(result.stdout)["assessment"]
+    reasons = {h["ruleId"]: h["message"] for h in assessment["ruleHits"]}
+    assert "1,450 kg declared, 2,400 kg on the cargo report" in reasons["CONSISTENCY_GROSS_MASS"]
+    assert assessment["channel"] in {"CHANNEL_YELLOW", "CHANNEL_RED"}
 
 
 def test_the_sample_declaration_scores_through_the_cli(demo_server: str) -> None:

@@ -24,7 +24,7 @@ def _tables(url: str) -> set[str]:
         engine.dispose()
 
 
-HEAD = "0004"
+HEAD = "0005"
 PERMIT_TABLES = {
     "permits",
     "permit_lines",

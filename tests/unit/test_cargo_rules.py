@@ -356,11 +356,6 @@ _CASES: dict[str, tuple[_Case, tuple[str, ...], Channel | None]] = {
         (),
         Channel.YELLOW,
     ),
-    "CARGO-DECLARATION-MISMATCH": (
-        lambda: (_clean_report(), CargoFacts(consistency_mismatches=1)),
-        (),
-        Channel.YELLOW,
-    ),
     "CARGO-AMENDED-AFTER-LOADING": (
         lambda: (
             _clean_report(filing_type=FilingType.PRE_ARRIVAL, version=2, filing_time=PLANNED_LOADING + timedelta(1)),

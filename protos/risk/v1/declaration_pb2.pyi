@@ -194,6 +194,7 @@ class GoodsItem(_message.Message):
     PREFERENCE_CLAIMED_FIELD_NUMBER: _builtins.int
     PERMIT_REFERENCES_FIELD_NUMBER: _builtins.int
     DUTIES_AND_TAXES_FIELD_NUMBER: _builtins.int
+    PACKAGES_FIELD_NUMBER: _builtins.int
     item_number: _builtins.int
     """Sequence number of the item within the declaration; unique, at least 1."""
     hs_code: _builtins.str
@@ -214,6 +215,10 @@ class GoodsItem(_message.Message):
     """Country of origin of the goods, ISO 3166-1 alpha-2."""
     preference_claimed: _builtins.str
     """Preferential treatment claimed (trade agreement code); empty when none."""
+    packages: _builtins.int
+    """Number of packages; 0 when not stated. Compared with the cargo report of the same transport
+    document or container.
+    """
     @_builtins.property
     def permit_references(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Ids of permits, licences or certificates cited for this item."""
@@ -237,10 +242,11 @@ class GoodsItem(_message.Message):
         preference_claimed: _builtins.str = ...,
         permit_references: _abc.Iterable[_builtins.str] | None = ...,
         duties_and_taxes: _abc.Iterable[Global___DutyTax] | None = ...,
+        packages: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["customs_value", b"customs_value", "description", b"description", "duties_and_taxes", b"duties_and_taxes", "gross_mass_kg", b"gross_mass_kg", "hs_code", b"hs_code", "item_number", b"item_number", "net_mass_kg", b"net_mass_kg", "origin_country", b"origin_country", "permit_references", b"permit_references", "preference_claimed", b"preference_claimed", "quantity", b"quantity", "quantity_unit", b"quantity_unit"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["customs_value", b"customs_value", "description", b"description", "duties_and_taxes", b"duties_and_taxes", "gross_mass_kg", b"gross_mass_kg", "hs_code", b"hs_code", "item_number", b"item_number", "net_mass_kg", b"net_mass_kg", "origin_country", b"origin_country", "packages", b"packages", "permit_references", b"permit_references", "preference_claimed", b"preference_claimed", "quantity", b"quantity", "quantity_unit", b"quantity_unit"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -9,6 +9,7 @@ from typing import Protocol
 
 from risk_service.domain.cargo.assessment import CargoAssessment
 from risk_service.domain.cargo.model import CargoReport
+from risk_service.domain.consistency import DeclarationReassessment
 
 
 @dataclass(frozen=True, slots=True)
@@ -16,6 +17,8 @@ class CargoRecord:
     assessment: CargoAssessment
     report: CargoReport
     content_hash: str  # of the report content; tells a retry from a conflicting re-use of a version
+    # Linked declarations assessed again because this report arrived; stored with it, once.
+    reassessments: tuple[DeclarationReassessment, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

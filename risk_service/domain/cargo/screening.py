@@ -65,9 +65,16 @@ class CargoScreener:
     new_id: Callable[[], str] = field(default=lambda: str(uuid.uuid4()))
 
     def assess(
-        self, reports: Sequence[CargoReport], facts: Sequence[CargoFacts] | None = None
+        self,
+        reports: Sequence[CargoReport],
+        facts: Sequence[CargoFacts] | None = None,
+        extra_hits: Sequence[Sequence[RuleHit]] | None = None,
     ) -> list[CargoAssessment]:
-        """One assessment per report; `facts` (from the store: earlier versions, linked filings) per report."""
+        """One assessment per report; `facts` (from the store: earlier versions, linked filings) per report.
+
+        `extra_hits` (one sequence per report) are report-level findings of other checks, such as
+        cross-document consistency; they count for every container, like report-level rule hits.
+        """
         if facts is not None and len(facts) != len(reports):
             raise ValueError(f"facts for {len(facts)} reports, expected {len(reports)}")
         rule_set = self.rules.current
@@ -80,8 +87,17 @@ class CargoScreener:
                 filing_deadline_hours=self.policy.deadline(report.transport_mode),
             )
             hits = rule_set.evaluate(contexts, on=(report.filing_time or now).date())
+            if extra_hits is not None:
+                hits = (*hits, *extra_hits[n])
             out.append(self._decide(report, hits, rule_set.version, now))
         return out
+
+    def reassess(
+        self, report: CargoReport, original: CargoAssessment, extra_hits: Sequence[RuleHit]
+    ) -> CargoAssessment:
+        """The stored assessment again, with more report-level findings: rules are not run again."""
+        earlier = dict.fromkeys([*original.rule_hits, *(h for c in original.containers for h in c.rule_hits)])
+        return self._decide(report, [*earlier, *extra_hits], original.rule_set_version, self.clock())
 
     def _decide(
         self, report: CargoReport, hits: Sequence[RuleHit], rule_set_version: str, now: datetime

@@ -14,6 +14,7 @@ from risk_service.domain.cargo.ports import CargoRecord, CargoSaveResult, CargoS
 from risk_service.domain.cargo.rules import CargoFacts
 from risk_service.domain.cargo.screening import CargoScreener
 from risk_service.domain.cargo.validation import CargoLimits, validate_cargo_batch, validate_cargo_report
+from risk_service.domain.cross_check import CrossCheck, ReportFindings
 from risk_service.domain.errors import AlreadyExists, FieldViolation, InvalidArgument, Unavailable
 from risk_service.domain.service import ScoringObserver, content_hash
 
@@ -41,8 +42,10 @@ class CargoScoringService:
         max_batch_size: int,
         observer: ScoringObserver | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        cross_checks: CrossCheck | None = None,
     ) -> None:
         self._screener = screener
+        self._cross_checks = cross_checks  # None: reports are not compared with declarations
         self._store = store
         self._limits = limits
         self._max_batch_size = max_batch_size
@@ -86,13 +89,34 @@ class CargoScoringService:
             log.error("reading earlier cargo assessments failed: %s", type(err).__name__)
             self._refused("STORE_UNAVAILABLE", len(reports))
             raise Unavailable("the assessment store is unavailable; retry later") from err
-        facts = [CargoFacts(amended_after_risk_result=_had_risk_result(earlier.get(r.key))) for r in reports]
+        try:
+            findings = (
+                await loop.run_in_executor(None, self._cross_checks.for_reports, reports)
+                if self._cross_checks is not None
+                else [ReportFindings((), 0, 0, ()) for _ in reports]
+            )
+        except Exception as err:
+            log.error("reading linked declarations failed: %s", type(err).__name__)
+            self._refused("STORE_UNAVAILABLE", len(reports))
+            raise Unavailable("the assessment store is unavailable; retry later") from err
+        facts = [
+            CargoFacts(
+                amended_after_risk_result=_had_risk_result(earlier.get(r.key)),
+                master_house_mismatches=f.master_house_mismatches,
+                consistency_mismatches=f.declaration_mismatches,
+            )
+            for r, f in zip(reports, findings, strict=True)
+        ]
+        extra = [f.hits for f in findings]
         rows = sum(len(c.items) for r in reports for c in r.containers)
         if rows <= INLINE_SCREENING_ROWS:
-            assessments = self._screener.assess(reports, facts)
+            assessments = self._screener.assess(reports, facts, extra)
         else:
-            assessments = await loop.run_in_executor(self._pool, self._screener.assess, reports, facts)
-        records = [CargoRecord(a, r, content_hash(r)) for a, r in zip(assessments, reports, strict=True)]
+            assessments = await loop.run_in_executor(self._pool, self._screener.assess, reports, facts, extra)
+        records = [
+            CargoRecord(a, r, content_hash(r), f.reassessments)
+            for a, r, f in zip(assessments, reports, findings, strict=True)
+        ]
         try:
             return await asyncio.wrap_future(self._store.save_many(records, atomic=atomic))
         except Exception as err:

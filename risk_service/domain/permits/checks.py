@@ -30,6 +30,7 @@ from risk_service.domain.permits.model import (
 )
 from risk_service.domain.permits.units import MASS, convert, dimension
 from risk_service.domain.policy import SelectionPolicy, combine_scores
+from risk_service.domain.reasons import ReasonConfig
 
 logger = logging.getLogger(__name__)
 
@@ -82,26 +83,13 @@ _REFUSAL_REASONS: Final = {
 _SHOWN_ENTRIES: Final = 8  # items, prefixes or codes listed in one message before "and N more"
 
 
-@dataclass(frozen=True, slots=True)
-class PermitCheckConfig:
+class PermitCheckConfig(ReasonConfig):
     """min_channel and weight of each reason code's hit; codes not given keep their DEFAULTS."""
 
-    reasons: Mapping[str, tuple[Channel | None, float]] = field(default_factory=lambda: DEFAULTS)
+    what = "permit check"
 
-    def __post_init__(self) -> None:
-        unknown = sorted(set(self.reasons) - REASON_CODES)
-        if unknown:
-            raise ValueError(f"unknown permit check reason code(s): {', '.join(unknown)}")
-        for reason, (_, weight) in self.reasons.items():
-            if not (math.isfinite(weight) and -1.0 <= weight <= 1.0):
-                raise ValueError(f"weight of {reason} must be in [-1, 1], got {weight}")
-        object.__setattr__(self, "reasons", MappingProxyType({**DEFAULTS, **self.reasons}))
-
-    def min_channel(self, reason: str) -> Channel | None:
-        return self.reasons.get(reason, DEFAULTS.get(reason, (None, 0.0)))[0]
-
-    def weight(self, reason: str) -> float:
-        return self.reasons.get(reason, DEFAULTS.get(reason, (None, 0.0)))[1]
+    def __init__(self, reasons: Mapping[str, tuple[Channel | None, float]] | None = None) -> None:
+        super().__init__(DEFAULTS, reasons)
 
 
 @dataclass(frozen=True, slots=True)

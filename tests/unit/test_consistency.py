@@ -1,0 +1,150 @@
+"""Cross-document consistency: what a declaration and the cargo report of the same consignment disagree on."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from risk_service.domain.assessment import Channel
+from risk_service.domain.cargo.model import CargoReport
+from risk_service.domain.consistency import (
+    CONSIGNEE,
+    CONTAINER_NOT_DECLARED,
+    CONTAINER_NOT_REPORTED,
+    GROSS_MASS,
+    HS_HEADING,
+    PACKAGES,
+    ConsistencyConfig,
+    compare,
+    declaration_hits,
+    declaration_link_keys,
+    links,
+    master_house_mismatches,
+    report_hits,
+    report_link_keys,
+)
+from risk_service.domain.declaration import Declaration, Party
+from tests.builders import declaration, item
+from tests.cargo_builders import CONTAINER_NUMBERS, cargo_item, cargo_report, container
+
+CONFIG = ConsistencyConfig()
+BILL = "OCLU2026SHA0001"
+
+
+def consignment() -> tuple[Declaration, CargoReport]:
+    """A declaration and its manifest that agree: one bill, one container, 40 cartons of laptops, 500 kg."""
+    report = cargo_report(
+        master_transport_document_number=BILL,
+        consignee=Party("IMP-1"),
+        containers=(container(items=(cargo_item(hs_code="847130", packages=40, gross_mass_kg=500.0),)),),
+    )
+    filed = declaration(
+        transport_document_number=BILL,
+        container_numbers=(CONTAINER_NUMBERS[0],),
+        importer=Party("IMP-1"),
+        items=(item(hs_code="8471300000", gross_mass_kg=500.0, net_mass_kg=450.0, packages=40),),
+    )
+    return filed, report
+
+
+def reasons(d: Declaration, r: CargoReport, config: ConsistencyConfig = CONFIG) -> dict[str, str]:
+    return {m.reason: m.message for m in compare(d, r, config)}
+
+
+def test_documents_that_agree_have_no_mismatch_and_are_linked_both_ways() -> None:
+    d, r = consignment()
+    assert links(d, r) and compare(d, r, CONFIG) == []
+    assert ("document", BILL) in declaration_link_keys(d) & report_link_keys(r)
+
+
+def test_unlinked_documents_are_not_compared() -> None:
+    d, r = consignment()
+    other = replace(d, transport_document_number="OTHER-BILL", container_numbers=("MSCU1234566",))
+    assert not links(other, r) and compare(replace(other, importer=Party("X")), r, CONFIG) == []
+
+
+def test_gross_mass_beyond_the_tolerance_names_both_figures() -> None:
+    d, r = consignment()
+    heavier = replace(d, items=(replace(d.items[0], gross_mass_kg=520.0, net_mass_kg=450.0),))
+    assert GROSS_MASS not in reasons(heavier, r)  # 3.8 % apart: within 5 %
+    light = replace(d, items=(replace(d.items[0], gross_mass_kg=300.0, net_mass_kg=250.0),))
+    message = reasons(light, r)[GROSS_MASS]
+    assert "300 kg declared" in message and "500 kg on the cargo report" in message and "40%" in message
+    assert GROSS_MASS not in reasons(light, r, ConsistencyConfig(mass_tolerance=0.5))
+
+
+def test_consignee_heading_packages_and_containers() -> None:
+    d, r = consignment()
+    changed = replace(
+        d,
+        importer=Party("IMP-OTHER"),
+        container_numbers=(CONTAINER_NUMBERS[0], CONTAINER_NUMBERS[1]),
+        items=(replace(d.items[0], hs_code="8517130000", packages=35),),
+    )
+    found = reasons(changed, r)
+    assert "IMP-OTHER" in found[CONSIGNEE] and "IMP-1" in found[CONSIGNEE]
+    assert "declared but not on the cargo report: 8517" in found[HS_HEADING]
+    assert "on the cargo report but not declared: 8471" in found[HS_HEADING]
+    assert "35 packages declared, 40 on the cargo report" in found[PACKAGES]
+    assert CONTAINER_NUMBERS[1] in found[CONTAINER_NOT_REPORTED]
+    assert CONTAINER_NOT_DECLARED not in found
+    more = replace(r, containers=(*r.containers, container(container_number=CONTAINER_NUMBERS[2])))
+    assert CONTAINER_NUMBERS[2] in reasons(d, more)[CONTAINER_NOT_DECLARED]
+
+
+def test_packages_are_compared_only_when_every_item_states_them() -> None:
+    d, r = consignment()
+    unstated = replace(d, items=(replace(d.items[0], packages=0),))
+    assert PACKAGES not in reasons(unstated, r)
+
+
+def test_a_container_link_compares_only_the_shared_containers_goods() -> None:
+    """A consolidation: the declaration's bill is not the report's; they share one container."""
+    d, r = consignment()
+    by_container = replace(d, transport_document_number="HOUSE-9")
+    other_goods = container(
+        container_number=CONTAINER_NUMBERS[1], items=(cargo_item(hs_code="610910", gross_mass_kg=9000.0),)
+    )
+    consolidated = replace(r, containers=(*r.containers, other_goods))
+    assert links(by_container, consolidated)
+    found = reasons(by_container, consolidated)
+    assert GROSS_MASS not in found and HS_HEADING not in found  # the other container is someone else's
+    assert CONTAINER_NOT_DECLARED not in found
+
+
+def test_hits_carry_each_sides_fields_and_the_configured_channel_and_weight() -> None:
+    d, r = consignment()
+    light = replace(d, items=(replace(d.items[0], gross_mass_kg=300.0, net_mass_kg=250.0),))
+    mismatches = compare(light, r, CONFIG)
+    (on_declaration,) = declaration_hits(mismatches, CONFIG)
+    (on_report,) = report_hits(mismatches, CONFIG)
+    assert on_declaration.fields == ("declaration.items.gross_mass_kg",)
+    assert on_report.fields == ("cargo_report.containers.items.gross_mass_kg",) and on_report.item_numbers == ()
+    assert on_declaration.min_channel == Channel.YELLOW and on_declaration.weight == 0.3
+    custom = ConsistencyConfig({GROSS_MASS: (Channel.RED, 0.6)})
+    (raised,) = declaration_hits(mismatches, custom)
+    assert (raised.min_channel, raised.weight) == (Channel.RED, 0.6)
+
+
+@pytest.mark.parametrize("bad", [{"CONSISTENCY_TYPO": (None, 0.1)}, {GROSS_MASS: (None, 2.0)}])
+def test_config_refuses_unknown_codes_and_bad_weights(bad: dict[str, tuple[Channel | None, float]]) -> None:
+    with pytest.raises(ValueError):
+        ConsistencyConfig(bad)
+    with pytest.raises(ValueError, match="mass_tolerance"):
+        ConsistencyConfig(mass_tolerance=1.0)
+
+
+def test_a_house_filing_is_compared_with_its_master() -> None:
+    master = cargo_report(report_id="MASTER", master_transport_document_number=BILL)
+    house = replace(master, report_id="HOUSE", house_transport_document_number="HBL-1")
+    assert master_house_mismatches(house, master, CONFIG) == 0
+    off = replace(
+        house,
+        containers=(
+            container(items=(cargo_item(hs_code="610910", gross_mass_kg=900.0),)),
+            container(container_number=CONTAINER_NUMBERS[3]),
+        ),
+    )
+    assert master_house_mismatches(off, master, CONFIG) == 3  # a container, a heading and mass
+    assert master_house_mismatches(master, house, CONFIG) == 0  # only a house against its master
