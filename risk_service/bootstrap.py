@@ -267,7 +267,10 @@ def build_cargo(settings: Settings, url: str) -> tuple[SqlCargoStore, RuleSetHol
 def cargo_limits(settings: Settings) -> CargoLimits:
     v = settings.validation
     return CargoLimits(
-        max_containers=v.max_containers, max_string_length=v.max_string_length, max_id_length=v.max_id_length
+        max_containers=v.max_containers,
+        max_string_length=v.max_string_length,
+        max_id_length=v.max_id_length,
+        max_rows_per_call=v.max_items_per_call,
     )
 
 
@@ -276,6 +279,7 @@ def consistency_config(settings: Settings) -> ConsistencyConfig:
     return ConsistencyConfig(
         {code: (Channel[s.min_channel] if s.min_channel else None, s.weight) for code, s in c.checks.items()},
         mass_tolerance=c.mass_tolerance,
+        link_window_days=c.link_window_days,
     )
 
 
@@ -338,7 +342,8 @@ async def _reload_until(stop: asyncio.Event, app: App, running: RunningServer, i
         try:
             await asyncio.to_thread(app.reload)
             await asyncio.to_thread(app.models.refresh)
-            store_ok = await asyncio.to_thread(app.store.ping)
+            # Both writers must run: a dead cargo writer would fail every cargo call.
+            store_ok = await asyncio.to_thread(app.store.ping) and await asyncio.to_thread(app.cargo_store.ping)
             await running.set_ready(store_ok)
             await running.set_model_available(app.models.current is not None)
             app.publish_versions()

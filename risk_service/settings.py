@@ -110,6 +110,12 @@ class ConsistencySettings(BaseModel):
     mass_tolerance: float = Field(
         0.05, ge=0, lt=1, description="Share by which declared and reported gross masses may differ."
     )
+    link_window_days: float = Field(
+        60.0,
+        gt=0,
+        description="Days between a declaration's lodgement and a report's planned arrival within which they link "
+        "(containers and bills are reused).",
+    )
     checks: dict[str, CheckSetting] = Field(
         default_factory=dict,
         description="Overrides of a consistency check's channel and weight by reason code, e.g. "

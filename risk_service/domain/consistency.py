@@ -6,15 +6,19 @@ with the first, and each disagreement becomes a reason on both sides with both v
 consignee, HS headings, gross mass (beyond a tolerance), package count, and containers declared but
 not reported or the other way round.
 
-Linked by the bill, the whole report is the consignment. Linked by a container alone (a
-consolidation: one container, several bills), only the shared containers' goods are compared, and
-the container lists are not, since the other containers may travel on other bills.
+Linked by the bill (the declaration's bill is the report's own document: its house bill, or its
+master bill when it has no house bill), the whole report is the consignment. Linked by a container
+alone (a consolidation, or a master report over house bills), only the shared containers' goods are
+compared, and neither the consignee nor the container lists are, since the other containers and
+parties may belong to other bills. Containers and bills are reused for years, so two filings link
+only when they move within `link_window_days` of each other (lodgement against planned arrival).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from types import MappingProxyType
 from typing import Final
 
@@ -24,6 +28,7 @@ from risk_service.domain.cargo.model import CargoItem, CargoReport
 from risk_service.domain.declaration import Declaration, DeclarationType
 from risk_service.domain.reasons import ReasonConfig, ReasonSetting
 
+REASON_PREFIX: Final = "CONSISTENCY_"
 CONSIGNEE: Final = "CONSISTENCY_CONSIGNEE"
 HS_HEADING: Final = "CONSISTENCY_HS_HEADING"
 GROSS_MASS: Final = "CONSISTENCY_GROSS_MASS"
@@ -49,11 +54,20 @@ class ConsistencyConfig(ReasonConfig):
 
     what = "consistency check"
 
-    def __init__(self, reasons: dict[str, ReasonSetting] | None = None, *, mass_tolerance: float = 0.05) -> None:
+    def __init__(
+        self,
+        reasons: dict[str, ReasonSetting] | None = None,
+        *,
+        mass_tolerance: float = 0.05,
+        link_window_days: float = 60.0,
+    ) -> None:
         super().__init__(DEFAULTS, reasons)
         if not 0.0 <= mass_tolerance < 1.0:
             raise ValueError(f"mass_tolerance must be in [0, 1), got {mass_tolerance}")
+        if not link_window_days > 0:
+            raise ValueError(f"link_window_days must be positive, got {link_window_days}")
         self.mass_tolerance = mass_tolerance
+        self.link_window = timedelta(days=link_window_days)
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,8 +111,29 @@ class CargoReassessment:
     trigger: str  # e.g. "declaration D-1 v1"
 
 
+def declaration_time(d: Declaration, default: datetime) -> datetime:
+    """When a declaration's consignment moves, for the link window: its lodgement."""
+    return d.lodgement_time or default
+
+
+def report_time(r: CargoReport, default: datetime) -> datetime:
+    """When a report's consignment moves, for the link window: its planned arrival."""
+    return r.planned_arrival_time or r.filing_time or default
+
+
 def links(declaration: Declaration, report: CargoReport) -> bool:
+    """They name the same bill or a common container (see the module docstring for the window)."""
     return _by_document(declaration, report) or bool(_shared_containers(declaration, report))
+
+
+def linked(declaration: Declaration, report: CargoReport, config: ConsistencyConfig, now: datetime) -> bool:
+    """Linked and within the link window of each other."""
+    gap = abs(declaration_time(declaration, now) - report_time(report, now))
+    return gap <= config.link_window and links(declaration, report)
+
+
+def is_consistency_hit(hit: RuleHit) -> bool:
+    return hit.rule_id.startswith(REASON_PREFIX)
 
 
 def compare(declaration: Declaration, report: CargoReport, config: ConsistencyConfig) -> list[Mismatch]:
@@ -113,7 +148,8 @@ def compare(declaration: Declaration, report: CargoReport, config: ConsistencyCo
     reported_items: list[CargoItem] = [i for c in scope for i in c.items]
     out: list[Mismatch] = []
 
-    if d.type == DeclarationType.IMPORT and d.importer.id and r.consignee.id and d.importer.id != r.consignee.id:
+    importer, consignee = d.importer.id, r.consignee.id
+    if by_document and d.type == DeclarationType.IMPORT and importer and consignee and importer != consignee:
         out.append(
             Mismatch(
                 CONSIGNEE,
@@ -244,8 +280,7 @@ def report_hits(mismatches: Iterable[Mismatch], config: ConsistencyConfig) -> tu
 
 
 def _by_document(d: Declaration, r: CargoReport) -> bool:
-    document = d.transport_document_number
-    return bool(document) and document in (r.master_transport_document_number, r.house_transport_document_number)
+    return bool(d.transport_document_number) and d.transport_document_number == r.transport_document_number
 
 
 def _shared_containers(d: Declaration, r: CargoReport) -> set[str]:

@@ -1,15 +1,25 @@
 """Cross-checks a new declaration or cargo report against the other kind's filings for the same consignment.
 
-Finds them by transport document and container (`consistency.links`), compares each pair
-(`consistency.compare`), and returns the findings for the new filing together with re-assessments of
-the linked filings that were there first, so both sides' histories show the check. The store writes
-those re-assessments in the same transaction as the new filing, and only when it is new.
+Finds them by transport document and container within the link window (`consistency.linked`),
+compares each pair (`consistency.compare`), and returns the findings for the new filing together
+with re-assessments of the linked filings that were there first, so both sides' histories show the
+check. The store writes those re-assessments in the same transaction as the new filing, and only
+when it is new.
+
+A re-assessment starts from the filing's stored assessment without its consistency reasons, and
+adds the reasons against every filing of the other kind now linked to it (the new one included), so
+a corrected manifest clears an earlier mismatch and two reports never count the same one twice.
+Only the newest version of a linked filing is compared.
+
+Two linked filings that are in flight at the same moment each read the store before the other is
+stored, so neither sees the other; the check then happens on the next filing for the consignment.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from risk_service.domain.assessment import Assessment, RuleHit
 from risk_service.domain.cargo.assessment import CargoAssessment
@@ -23,21 +33,26 @@ from risk_service.domain.consistency import (
     compare,
     declaration_hits,
     declaration_link_keys,
+    declaration_time,
+    linked,
     master_house_mismatches,
     report_hits,
     report_link_keys,
+    report_time,
 )
 from risk_service.domain.declaration import Declaration
 from risk_service.domain.screening import Screener
 
-LinkedReports = Callable[[set[LinkKey]], list[tuple[CargoReport, CargoAssessment]]]
-LinkedDeclarations = Callable[[set[LinkKey]], list[tuple[Declaration, Assessment]]]
+# (keys, since, until) -> the newest stored version, with its assessment, of every filing of the
+# other kind that named any key in a version linked within [since, until]. They read the store.
+LinkedReports = Callable[[set[LinkKey], datetime, datetime], list[tuple[CargoReport, CargoAssessment]]]
+LinkedDeclarations = Callable[[set[LinkKey], datetime, datetime], list[tuple[Declaration, Assessment]]]
 
 
 @dataclass(frozen=True, slots=True)
 class DeclarationFindings:
     hits: tuple[RuleHit, ...]  # disagreements with the cargo reports filed before it
-    reassessments: tuple[CargoReassessment, ...]  # those reports, assessed again with the same findings
+    reassessments: tuple[CargoReassessment, ...]  # those reports, assessed again
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,52 +66,95 @@ class ReportFindings:
 @dataclass
 class CrossCheck:
     config: ConsistencyConfig
-    linked_reports: LinkedReports  # reads the store: may block, call off the event loop
+    linked_reports: LinkedReports  # may block: call the CrossCheck off the event loop
     linked_declarations: LinkedDeclarations
     declarations: Screener
     cargo: CargoScreener
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC)
 
     def for_declarations(self, declarations: Sequence[Declaration]) -> list[DeclarationFindings]:
-        keys = set().union(*(declaration_link_keys(d) for d in declarations))
-        linked = self.linked_reports(keys) if keys else []
+        now = self.clock()
+        reports = self._reports(declarations, [declaration_time(d, now) for d in declarations])
+        # Every declaration linked to those reports, for their re-assessments
+        others = self._declarations([r for r, _ in reports], [report_time(r, now) for r, _ in reports])
         out = []
         for d in declarations:
-            hits: list[RuleHit] = []
-            later: list[CargoReassessment] = []
-            for report, assessment in linked:
-                if not _overlap(declaration_link_keys(d), report_link_keys(report)):
-                    continue
-                mismatches = compare(d, report, self.config)
-                hits.extend(declaration_hits(mismatches, self.config))
-                again = self.cargo.reassess(report, assessment, report_hits(mismatches, self.config))
-                later.append(CargoReassessment(again, f"declaration {d.declaration_id} v{d.version}"))
+            mine = [(r, a) for r, a in reports if linked(d, r, self.config, now)]
+            hits = [h for r, _ in mine for h in declaration_hits(compare(d, r, self.config), self.config)]
+            later = []
+            for r, a in mine:
+                counterparts = [o for o, _ in others if o.declaration_id != d.declaration_id] + [d]
+                reasons = self._report_reasons(r, counterparts, now)
+                later.append(CargoReassessment(self.cargo.reassess(r, a, reasons), f"declaration {_name(d)}"))
             out.append(DeclarationFindings(tuple(hits), tuple(later)))
         return out
 
     def for_reports(self, reports: Sequence[CargoReport]) -> list[ReportFindings]:
-        keys = set().union(*(report_link_keys(r) for r in reports))
-        declarations = self.linked_declarations(keys) if keys else []
-        others = self.linked_reports(keys) if keys else []
+        now = self.clock()
+        declarations = self._declarations(reports, [report_time(r, now) for r in reports])
+        others = self._reports([d for d, _ in declarations], [declaration_time(d, now) for d, _ in declarations])
+        # Master and house filings of the same bills, found by the reports' own keys
+        near = self._reports_near(reports, now)
         out = []
         for r in reports:
-            own = report_link_keys(r)
-            hits: list[RuleHit] = []
-            later: list[DeclarationReassessment] = []
-            mismatched = 0
-            for d, assessment in declarations:
-                if not _overlap(own, declaration_link_keys(d)):
-                    continue
-                mismatches = compare(d, r, self.config)
-                mismatched += len(mismatches)
-                hits.extend(report_hits(mismatches, self.config))
-                again = self.declarations.reassess(assessment, declaration_hits(mismatches, self.config))
-                later.append(DeclarationReassessment(again, f"cargo_report {r.report_id} v{r.version}"))
+            mine = [(d, a) for d, a in declarations if linked(d, r, self.config, now)]
+            mismatches = [m for d, _ in mine for m in compare(d, r, self.config)]
+            later = []
+            for d, a in mine:
+                counterparts = [o for o, _ in others if o.report_id != r.report_id] + [r]
+                reasons = [
+                    h
+                    for o in counterparts
+                    if linked(d, o, self.config, now)
+                    for h in declaration_hits(compare(d, o, self.config), self.config)
+                ]
+                later.append(
+                    DeclarationReassessment(self.declarations.reassess(a, reasons), f"cargo_report {_name(r)}")
+                )
             master_house = sum(
-                master_house_mismatches(r, other, self.config) for other, _ in others if other.report_id != r.report_id
+                master_house_mismatches(r, other, self.config) for other, _ in near if other.report_id != r.report_id
             )
-            out.append(ReportFindings(tuple(hits), mismatched, master_house, tuple(later)))
+            out.append(
+                ReportFindings(tuple(report_hits(mismatches, self.config)), len(mismatches), master_house, tuple(later))
+            )
         return out
 
+    def _report_reasons(self, r: CargoReport, counterparts: Sequence[Declaration], now: datetime) -> list[RuleHit]:
+        return [
+            h
+            for d in counterparts
+            if linked(d, r, self.config, now)
+            for h in report_hits(compare(d, r, self.config), self.config)
+        ]
 
-def _overlap(a: set[LinkKey], b: set[LinkKey]) -> bool:
-    return not a.isdisjoint(b)
+    def _reports(
+        self, declarations: Sequence[Declaration], times: Sequence[datetime]
+    ) -> list[tuple[CargoReport, CargoAssessment]]:
+        keys = set().union(*(declaration_link_keys(d) for d in declarations))
+        if not keys:
+            return []
+        window = self.config.link_window
+        return self.linked_reports(keys, min(times) - window, max(times) + window)
+
+    def _declarations(
+        self, reports: Sequence[CargoReport], times: Sequence[datetime]
+    ) -> list[tuple[Declaration, Assessment]]:
+        keys = set().union(*(report_link_keys(r) for r in reports))
+        if not keys:
+            return []
+        window = self.config.link_window
+        return self.linked_declarations(keys, min(times) - window, max(times) + window)
+
+    def _reports_near(self, reports: Sequence[CargoReport], now: datetime) -> list[tuple[CargoReport, CargoAssessment]]:
+        keys = set().union(*(report_link_keys(r) for r in reports))
+        if not keys:
+            return []
+        times = [report_time(r, now) for r in reports]
+        window = self.config.link_window
+        return self.linked_reports(keys, min(times) - window, max(times) + window)
+
+
+def _name(filing: Declaration | CargoReport) -> str:
+    if isinstance(filing, Declaration):
+        return f"{filing.declaration_id} v{filing.version}"
+    return f"{filing.report_id} v{filing.version}"

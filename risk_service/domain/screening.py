@@ -12,6 +12,7 @@ import numpy as np
 
 import features
 from risk_service.domain.assessment import Assessment, Channel, FeatureContribution, ModelStatus, RuleHit
+from risk_service.domain.consistency import is_consistency_hit
 from risk_service.domain.declaration import Declaration
 from risk_service.domain.entity_history import EntityHistory
 from risk_service.domain.feature_rows import declaration_columns
@@ -110,10 +111,11 @@ class Screener:
     def reassess(self, original: Assessment, extra_hits: Sequence[RuleHit]) -> Assessment:
         """The stored assessment again, with more findings: same model score and draws, new channel and risk.
 
-        For a linked document that arrived later; the model and rules are not run again, so the
-        re-assessment differs from the original only by what the new findings add.
+        For a linked document that arrived later; the model and rules are not run again. The
+        original's consistency reasons are dropped: `extra_hits` are all of them, as they stand now.
         """
-        hits = (*original.rule_hits, *extra_hits)
+        kept = [h for h in original.rule_hits if not is_consistency_hit(h)]  # the new ones replace them
+        hits = (*kept, *extra_hits)
         risk = combine_scores(original.model_score, [h.weight for h in hits])
         channel, control = self.policy.decide(original.declaration_id, original.declaration_version, risk, hits)
         return replace(

@@ -72,6 +72,7 @@ def cargo_assessment_to_pb(a: CargoAssessment) -> cargo_pb2.CargoAssessment:
             rule_hits=[rule_hit_to_pb(h) for h in c.rule_hits],
             contributions=[contribution_to_pb(x) for x in c.contributions],
             channel=int(c.channel),  # type: ignore[arg-type]
+            random_control=c.random_control,
         )
         if c.model_score is not None:
             container.model_score = c.model_score

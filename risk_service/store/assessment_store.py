@@ -13,14 +13,14 @@ import sqlalchemy as sa
 
 from features import ENTITY_KINDS
 from risk_service.domain.assessment import Assessment
-from risk_service.domain.consistency import declaration_link_keys
+from risk_service.domain.consistency import declaration_link_keys, declaration_time
 from risk_service.domain.declaration import Declaration
 from risk_service.domain.entity_history import declaration_keys
 from risk_service.domain.permits.model import LineBalance
 from risk_service.domain.ports import AssessmentRecord, BalancesChanged, SaveResult, SettleRefusals
 from risk_service.store import codec, keyed_writes, links
 from risk_service.store.cargo_codec import cargo_assessment_to_dict
-from risk_service.store.db import BulkInsert, chunks, create_engine
+from risk_service.store.db import BulkInsert, create_engine
 from risk_service.store.group_commit import AfterCommit, GroupCommitWriter, Submission, WritingStore
 from risk_service.store.ledger import LineKey, Settlement, needs_ledger, settle_claims
 from risk_service.store.links import LinkKey, LinkWriter
@@ -205,6 +205,7 @@ class SqlAssessmentStore(WritingStore):
                 links.DECLARATION,
                 r.declaration.declaration_id,
                 r.declaration.version,
+                declaration_time(r.declaration, r.assessment.assessment_time),
                 declaration_link_keys(r.declaration),
             )
         ]
@@ -274,23 +275,19 @@ class SqlAssessmentStore(WritingStore):
             found = [*conn.execute(query), *links.reassessment_documents(conn, links.DECLARATION, declaration_id)]
         return [codec.assessment_from_dict(d) for _, _, d in sorted(found, key=lambda row: (row[0], row[1]))]
 
-    def linked_declarations(self, keys: Iterable[LinkKey]) -> list[tuple[Declaration, Assessment]]:
-        """The newest stored version, with its assessment, of every declaration naming any of these
-        transport documents or containers."""
+    def linked_declarations(
+        self, keys: Iterable[LinkKey], since: datetime, until: datetime
+    ) -> list[tuple[Declaration, Assessment]]:
+        """The newest stored version, with its assessment, of every declaration that named any of these
+        transport documents or containers in a version lodged between since and until. The newest
+        version may no longer name them: the caller judges (consistency.linked)."""
         t = assessments
         with self._engine.connect() as conn:
-            newest = links.linked_filings(conn, links.DECLARATION, keys)
-            if not newest:
-                return []
-            out = []
-            for chunk in chunks(sorted(newest)):
-                query = sa.select(t.c.declaration_id, t.c.declaration_version, t.c.declaration, t.c.assessment).where(
-                    t.c.declaration_id.in_(chunk)
-                )
-                for declaration_id, version, declaration, assessment in conn.execute(query):
-                    if newest[declaration_id] == version:
-                        out.append((codec.declaration_from_dict(declaration), codec.assessment_from_dict(assessment)))
-        return sorted(out, key=lambda pair: pair[0].key)
+            ids = links.linked_filings(conn, links.DECLARATION, keys, since, until)
+            rows = links.newest_versions(
+                conn, t.c.declaration_id, t.c.declaration_version, [t.c.declaration, t.c.assessment], ids
+            )
+        return [(codec.declaration_from_dict(d), codec.assessment_from_dict(a)) for d, a in rows]
 
     def entity_history(self) -> dict[str, dict[str, tuple[datetime, int]]]:
         """Entity kind -> key -> (earliest lodgement time, declarations): warms the in-memory EntityHistory.

@@ -141,6 +141,7 @@ def cargo_assessment_to_dict(a: CargoAssessment) -> JsonDict:
                 "model_score": optional_num_to_json(c.model_score),
                 "rule_hits": [rule_hit_to_dict(h) for h in c.rule_hits],
                 "contributions": [contribution_to_dict(x) for x in c.contributions],
+                "random_control": c.random_control,
             }
             for c in a.containers
         ],
@@ -177,6 +178,7 @@ def cargo_assessment_from_dict(d: JsonDict) -> CargoAssessment:
                 model_score=optional_float_from_json(c["model_score"]),
                 rule_hits=tuple(rule_hit_from_dict(h) for h in c["rule_hits"]),
                 contributions=tuple(contribution_from_dict(x) for x in c["contributions"]),
+                random_control=c.get("random_control", False),
             )
             for c in d["containers"]
         ),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Sequence
 from concurrent.futures import Future
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -12,7 +13,7 @@ import sqlalchemy as sa
 from risk_service.domain.cargo.assessment import CargoAssessment
 from risk_service.domain.cargo.model import CargoReport
 from risk_service.domain.cargo.ports import CargoRecord, CargoSaveResult
-from risk_service.domain.consistency import report_link_keys
+from risk_service.domain.consistency import report_link_keys, report_time
 from risk_service.store import keyed_writes, links
 from risk_service.store.cargo_codec import (
     cargo_assessment_from_dict,
@@ -105,7 +106,11 @@ class SqlCargoStore(WritingStore):
             row
             for r in created
             for row in links.link_rows(
-                links.CARGO_REPORT, r.report.report_id, r.report.version, report_link_keys(r.report)
+                links.CARGO_REPORT,
+                r.report.report_id,
+                r.report.version,
+                report_time(r.report, r.assessment.assessment_time),
+                report_link_keys(r.report),
             )
         ]
         later = [
@@ -140,6 +145,8 @@ class SqlCargoStore(WritingStore):
     # -- reading (short connections of their own, never the writer's) ---------------------------
 
     def latest_before(self, keys: Sequence[tuple[str, int]]) -> dict[tuple[str, int], CargoAssessment]:
+        """For each (report id, version), the latest assessment of the highest earlier version stored:
+        its own, or the newest re-assessment of it."""
         t = cargo_assessments
         wanted: dict[str, list[int]] = {}
         for report_id, version in keys:
@@ -153,7 +160,12 @@ class SqlCargoStore(WritingStore):
                         key = (report_id, version)
                         if stored_version < version and (key not in best or best[key][0] < stored_version):
                             best[key] = (stored_version, document)
-        return {key: cargo_assessment_from_dict(document) for key, (_, document) in best.items()}
+            # A re-assessment of that version (a linked declaration arrived since) is its latest word.
+            latest = links.latest_reassessments(conn, links.CARGO_REPORT, {(k[0], v) for k, (v, _) in best.items()})
+        return {
+            key: cargo_assessment_from_dict(latest.get((key[0], version), document))
+            for key, (version, document) in best.items()
+        }
 
     def history(self, report_id: str) -> list[CargoAssessment]:
         """Every assessment of one report: each version's, then its re-assessments, in time order."""
@@ -163,21 +175,17 @@ class SqlCargoStore(WritingStore):
             found = [*conn.execute(query), *links.reassessment_documents(conn, links.CARGO_REPORT, report_id)]
         return [cargo_assessment_from_dict(d) for _, _, d in sorted(found, key=lambda row: (row[0], row[1]))]
 
-    def linked_reports(self, keys: Iterable[LinkKey]) -> list[tuple[CargoReport, CargoAssessment]]:
-        """The newest stored version, with its assessment, of every cargo report naming any of these
-        transport documents or containers."""
+    def linked_reports(
+        self, keys: Iterable[LinkKey], since: datetime, until: datetime
+    ) -> list[tuple[CargoReport, CargoAssessment]]:
+        """The newest stored version, with its assessment, of every cargo report that named any of these
+        transport documents or containers in a version arriving between since and until. The newest
+        version may no longer name them: the caller judges (consistency.linked)."""
         t = cargo_assessments
         with self._engine.connect() as conn:
-            newest = links.linked_filings(conn, links.CARGO_REPORT, keys)
-            out = []
-            for chunk in chunks(sorted(newest)):
-                query = sa.select(t.c.report_id, t.c.report_version, t.c.report, t.c.assessment).where(
-                    t.c.report_id.in_(chunk)
-                )
-                for report_id, version, report, assessment in conn.execute(query):
-                    if newest[report_id] == version:
-                        out.append((cargo_report_from_dict(report), cargo_assessment_from_dict(assessment)))
-        return sorted(out, key=lambda pair: pair[0].key)
+            ids = links.linked_filings(conn, links.CARGO_REPORT, keys, since, until)
+            rows = links.newest_versions(conn, t.c.report_id, t.c.report_version, [t.c.report, t.c.assessment], ids)
+        return [(cargo_report_from_dict(r), cargo_assessment_from_dict(a)) for r, a in rows]
 
     def count(self) -> int:
         with self._engine.connect() as conn:

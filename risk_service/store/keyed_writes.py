@@ -65,7 +65,10 @@ def plan_writes(
             key = key_of(record)
             if key not in stored:
                 planned.setdefault(key, (record, row))
-    return WritePlan(planned, rolled_back, set(atomic_keys(submissions, key_of)))
+    # In key order: two writers (two server processes) inserting the same keys then lock them in the
+    # same order, so PostgreSQL never has to break a deadlock between them.
+    ordered = dict(sorted(planned.items()))
+    return WritePlan(ordered, rolled_back, set(atomic_keys(submissions, key_of)))
 
 
 def atomic_keys(submissions: Sequence[Submission[R, T]], key_of: Callable[[R], Key]) -> list[Key]:

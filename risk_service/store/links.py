@@ -18,9 +18,16 @@ CARGO_REPORT = "cargo_report"
 LinkKey = tuple[str, str]  # ("document" | "container", key)
 
 
-def link_rows(kind: str, filing_id: str, version: int, keys: Iterable[LinkKey]) -> list[dict[str, Any]]:
+def link_rows(kind: str, filing_id: str, version: int, at: datetime, keys: Iterable[LinkKey]) -> list[dict[str, Any]]:
     return [
-        {"link_type": link_type, "link_key": key, "kind": kind, "filing_id": filing_id, "version": version}
+        {
+            "link_type": link_type,
+            "link_key": key,
+            "kind": kind,
+            "filing_id": filing_id,
+            "version": version,
+            "linked_at": at,
+        }
         for link_type, key in sorted(set(keys))
         if key
     ]
@@ -59,19 +66,64 @@ class LinkWriter:
             conn.execute(self._reassessments, later)
 
 
-def linked_filings(conn: sa.Connection, kind: str, keys: Iterable[LinkKey]) -> dict[str, int]:
-    """The newest version of each filing of `kind` that names any of the keys: filing id -> version."""
-    wanted = {k for k in keys if k[1]}
+def linked_filings(
+    conn: sa.Connection, kind: str, keys: Iterable[LinkKey], since: datetime, until: datetime
+) -> set[str]:
+    """Ids of the filings of `kind` that named any of the keys in a version linked between since and until.
+
+    One indexed lookup per link type (the primary key leads with link type and key). The caller
+    reads each filing's newest version and judges whether that one still names the key.
+    """
     t = document_links
-    newest: dict[str, int] = {}
-    for chunk in chunks(sorted({key for _, key in wanted})):
-        query = sa.select(t.c.link_type, t.c.link_key, t.c.filing_id, t.c.version).where(
-            t.c.link_key.in_(chunk), t.c.kind == kind
+    by_type: dict[str, set[str]] = {}
+    for link_type, key in keys:
+        if key:
+            by_type.setdefault(link_type, set()).add(key)
+    found: set[str] = set()
+    for link_type, wanted in sorted(by_type.items()):
+        for chunk in chunks(sorted(wanted)):
+            query = sa.select(t.c.filing_id).where(
+                t.c.link_type == link_type,
+                t.c.link_key.in_(chunk),
+                t.c.kind == kind,
+                t.c.linked_at >= since,
+                t.c.linked_at <= until,
+            )
+            found.update(conn.execute(query).scalars())
+    return found
+
+
+def newest_versions(
+    conn: sa.Connection,
+    id_column: sa.Column[str],
+    version_column: sa.Column[int],
+    columns: list[sa.Column[Any]],
+    ids: set[str],
+) -> list[tuple[Any, ...]]:
+    """`columns` of each filing's newest stored version, in id order."""
+    best: dict[str, tuple[int, tuple[Any, ...]]] = {}
+    for chunk in chunks(sorted(ids)):
+        for filing_id, version, *values in conn.execute(
+            sa.select(id_column, version_column, *columns).where(id_column.in_(chunk))
+        ):
+            if filing_id not in best or version > best[filing_id][0]:
+                best[filing_id] = (version, tuple(values))
+    return [values for _, (_, values) in sorted(best.items())]
+
+
+def latest_reassessments(conn: sa.Connection, kind: str, versions: set[tuple[str, int]]) -> dict[tuple[str, int], Any]:
+    """The newest re-assessment document of each of these (filing id, version) pairs that has one."""
+    t = reassessments
+    newest: dict[tuple[str, int], tuple[datetime, str, Any]] = {}
+    for chunk in chunks(sorted({filing_id for filing_id, _ in versions})):
+        query = sa.select(t.c.filing_id, t.c.version, t.c.assessed_at, t.c.assessment_id, t.c.assessment).where(
+            t.c.kind == kind, t.c.filing_id.in_(chunk)
         )
-        for link_type, key, filing_id, version in conn.execute(query):
-            if (link_type, key) in wanted and version > newest.get(filing_id, 0):
-                newest[filing_id] = version
-    return newest
+        for filing_id, version, at, assessment_id, document in conn.execute(query):
+            key = (filing_id, version)
+            if key in versions and (key not in newest or (at, assessment_id) > newest[key][:2]):
+                newest[key] = (at, assessment_id, document)
+    return {key: document for key, (_, _, document) in newest.items()}
 
 
 def reassessment_documents(conn: sa.Connection, kind: str, filing_id: str) -> list[tuple[int, datetime, Any]]:

@@ -122,6 +122,9 @@ document_links = sa.Table(
     sa.Column("kind", sa.String(16), primary_key=True),  # "declaration" or "cargo_report"
     sa.Column("filing_id", sa.String(64), primary_key=True),
     sa.Column("version", sa.Integer, primary_key=True),
+    # When the consignment moves: lodgement for a declaration, planned arrival for a report. Links
+    # are sought only near it, since containers and bills are reused for years.
+    sa.Column("linked_at", UtcDateTime, nullable=False),
 )
 
 # Later assessments of a stored filing version, made when a linked document arrived; a filing's

@@ -117,3 +117,52 @@ def test_an_unrelated_manifest_touches_nothing(stub, server: ServerThread) -> No
     score_report(stub, manifest("CR-W-1", bill="OTHER-BILL"))
     with SqlAssessmentStore(server.settings.resolved_database_url) as store:
         assert len(store.history(d.declaration_id)) == 1
+
+
+def test_a_corrected_manifest_replaces_the_earlier_mismatch_instead_of_adding_to_it(
+    stub,  # type: ignore[no-untyped-def]
+    server: ServerThread,
+) -> None:
+    bill = "OCLU2026SHA0111"
+    d = goods_declaration(bill=bill, mass=300.0)
+    score_declaration(stub, d)
+    score_report(stub, manifest("CR-V", bill=bill, mass=500.0))
+    score_report(stub, replace(manifest("CR-V", bill=bill, mass=300.0), version=2))  # corrected
+    score_report(stub, replace(manifest("CR-V", bill=bill, mass=700.0), version=3))  # wrong again
+    with SqlAssessmentStore(server.settings.resolved_database_url) as store:
+        history = store.history(d.declaration_id)
+    masses = [[h.message for h in a.rule_hits if h.rule_id == "CONSISTENCY_GROSS_MASS"] for a in history]
+    assert len(masses) == 4
+    assert masses[0] == [] and len(masses[1]) == 1 and "500 kg" in masses[1][0]
+    assert masses[2] == []  # the correction cleared it
+    assert len(masses[3]) == 1 and "700 kg" in masses[3][0]  # one reason, not two
+    assert history[2].channel == history[0].channel and history[2].risk_score == history[0].risk_score
+
+
+def test_a_superseded_declaration_version_is_not_compared(stub, server: ServerThread) -> None:  # type: ignore[no-untyped-def]
+    d = replace(goods_declaration(bill="OCLU2026SHA0222"), container_numbers=("MAEU7654320",))
+    score_declaration(stub, d)
+    score_declaration(stub, replace(d, version=2, transport_document_number="OCLU2026SHA0333"))
+    report = score_report(stub, manifest("CR-U", bill="OCLU2026SHA0222"))  # the bill v1 named, v2 corrected
+    assert not [h for h in report.rule_hits if h.rule_id.startswith("CONSISTENCY_")]
+    with SqlAssessmentStore(server.settings.resolved_database_url) as store:
+        assert len(store.history(d.declaration_id)) == 2  # its two versions, no re-assessment
+
+
+def test_a_reused_container_links_only_near_in_time(stub, server: ServerThread) -> None:  # type: ignore[no-untyped-def]
+    from datetime import timedelta
+
+    old = manifest("CR-OLD", bill="OLD-BILL", mass=9000.0)
+    months_ago = timedelta(days=180)
+    old = replace(
+        old,
+        planned_loading_time=old.planned_loading_time - months_ago,
+        planned_arrival_time=old.planned_arrival_time - months_ago,
+        filing_time=old.filing_time - months_ago,
+    )
+    score_report(stub, old)  # same container, another shipment half a year ago
+    d = goods_declaration(bill="NEW-BILL", mass=300.0)
+    a = score_declaration(stub, d)
+    assert not [h for h in a.rule_hits if h.rule_id.startswith("CONSISTENCY_")]
+    with SqlCargoStore(server.settings.resolved_database_url) as cargo:
+        assert len(cargo.history("CR-OLD")) == 1

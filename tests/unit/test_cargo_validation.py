@@ -526,3 +526,18 @@ def test_any_batch_gets_violations_and_never_an_exception(reports: list[CargoRep
     for violation in validate_cargo_batch(reports, LIMITS, max_batch_size=3, now=NOW):
         assert violation.field.startswith("cargo_reports")
         assert violation.description
+
+
+def test_goods_rows_are_bounded_per_report_and_per_call() -> None:
+    """A report of 500 containers of 999 items would take seconds and gigabytes to screen."""
+    report = cargo_report()
+    big = replace(report, containers=(replace(report.containers[0], items=tuple(
+        replace(report.containers[0].items[0], item_number=n) for n in range(1, 31)
+    )),))  # fmt: skip
+    limits = CargoLimits(max_rows_per_report=20, max_rows_per_call=40)
+    (violation,) = validate_cargo_report(big, limits, now=NOW)
+    assert violation.field == "cargo_report.containers" and "30 goods items" in violation.description
+    small = replace(big, containers=(replace(big.containers[0], items=big.containers[0].items[:15]),))
+    batch = [replace(small, report_id=f"R-{n}") for n in range(3)]
+    (too_many,) = validate_cargo_batch(batch, limits, max_batch_size=10, now=NOW)
+    assert too_many.field == "cargo_reports" and "45 goods items" in too_many.description

@@ -19,6 +19,7 @@ from risk_service.domain.consistency import (
     compare,
     declaration_hits,
     declaration_link_keys,
+    linked,
     links,
     master_house_mismatches,
     report_hits,
@@ -106,11 +107,32 @@ def test_a_container_link_compares_only_the_shared_containers_goods() -> None:
     other_goods = container(
         container_number=CONTAINER_NUMBERS[1], items=(cargo_item(hs_code="610910", gross_mass_kg=9000.0),)
     )
-    consolidated = replace(r, containers=(*r.containers, other_goods))
+    consolidated = replace(r, containers=(*r.containers, other_goods), consignee=Party("NVOCC-AGENT"))
     assert links(by_container, consolidated)
     found = reasons(by_container, consolidated)
     assert GROSS_MASS not in found and HS_HEADING not in found  # the other container is someone else's
     assert CONTAINER_NOT_DECLARED not in found
+    assert CONSIGNEE not in found  # a consolidator's consignee is not the importer's
+
+
+def test_a_declaration_of_a_master_bill_is_not_the_consignment_of_a_house_report() -> None:
+    d, r = consignment()
+    house = replace(r, house_transport_document_number="HBL-7", consignee=Party("OTHER"))
+    found = reasons(d, house)  # linked by the container only: goods compared, parties and lists not
+    assert CONSIGNEE not in found and CONTAINER_NOT_DECLARED not in found
+    assert reasons(replace(d, transport_document_number="HBL-7"), house)[CONSIGNEE]
+
+
+def test_filings_link_only_within_the_window() -> None:
+    from datetime import timedelta
+
+    d, r = consignment()
+    assert d.lodgement_time is not None and r.planned_arrival_time is not None
+    now = d.lodgement_time
+    assert linked(d, r, CONFIG, now)
+    later = replace(d, lodgement_time=r.planned_arrival_time + timedelta(days=61))
+    assert links(later, r) and not linked(later, r, CONFIG, now)
+    assert linked(later, r, ConsistencyConfig(link_window_days=90), now)
 
 
 def test_hits_carry_each_sides_fields_and_the_configured_channel_and_weight() -> None:

@@ -325,6 +325,7 @@ class ContainerAssessment(_message.Message):
     RULE_HITS_FIELD_NUMBER: _builtins.int
     CONTRIBUTIONS_FIELD_NUMBER: _builtins.int
     CHANNEL_FIELD_NUMBER: _builtins.int
+    RANDOM_CONTROL_FIELD_NUMBER: _builtins.int
     container_number: _builtins.str
     """The container assessed."""
     outcome: Global___ContainerOutcome.ValueType
@@ -339,6 +340,10 @@ class ContainerAssessment(_message.Message):
     """Calibrated model probability; absent when no cargo model scored."""
     channel: _assessment_pb2.Channel.ValueType
     """Channel the score and hits lead to, the declaration scale the outcomes map from."""
+    random_control: _builtins.bool
+    """True when the outcome comes from the random scan draw alone (the unbiased sample), not from
+    the container's data.
+    """
     @_builtins.property
     def rule_hits(self) -> _containers.RepeatedCompositeFieldContainer[_assessment_pb2.RuleHit]:
         """Rules that matched this container's data (report-level hits are on CargoAssessment)."""
@@ -357,10 +362,11 @@ class ContainerAssessment(_message.Message):
         rule_hits: _abc.Iterable[_assessment_pb2.RuleHit] | None = ...,
         contributions: _abc.Iterable[_assessment_pb2.FeatureContribution] | None = ...,
         channel: _assessment_pb2.Channel.ValueType = ...,
+        random_control: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_model_score", b"_model_score", "model_score", b"model_score"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_model_score", b"_model_score", "channel", b"channel", "container_number", b"container_number", "contributions", b"contributions", "model_score", b"model_score", "outcome", b"outcome", "risk_score", b"risk_score", "rule_hits", b"rule_hits"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_model_score", b"_model_score", "channel", b"channel", "container_number", b"container_number", "contributions", b"contributions", "model_score", b"model_score", "outcome", b"outcome", "random_control", b"random_control", "risk_score", b"risk_score", "rule_hits", b"rule_hits"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__model_score: _TypeAlias = _typing.Literal["model_score"]  # noqa: Y015
     _WhichOneofArgType__model_score: _TypeAlias = _typing.Literal["_model_score", b"_model_score"]  # noqa: Y015

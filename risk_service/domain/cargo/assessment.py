@@ -18,6 +18,7 @@ class ContainerAssessment:
     model_score: float | None
     rule_hits: tuple[RuleHit, ...]  # hits on this container's data; report-level hits are on the report
     contributions: tuple[FeatureContribution, ...] = ()
+    random_control: bool = False  # its outcome comes from the random scan draw alone, not from its data
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +48,8 @@ class CargoAssessment:
 
     @property
     def is_mildest(self) -> bool:
-        """Nothing asked of anyone: loading may go ahead, or no container is to be checked."""
+        """Nothing asked of anyone for cause: loading may go ahead, or no container is to be checked but
+        for random scans."""
         if self.filing_type == FilingType.PRE_LOADING:
             return self.pre_loading_outcome == PreLoadingOutcome.ASSESSMENT_COMPLETE
-        return all(c.outcome == ContainerOutcome.NO_ACTION for c in self.containers)
+        return all(c.outcome == ContainerOutcome.NO_ACTION or c.random_control for c in self.containers)

@@ -23,6 +23,7 @@ from risk_service.domain.assessment import Channel, ModelStatus, RuleHit
 from risk_service.domain.cargo.assessment import CargoAssessment, CargoSummary, ContainerAssessment
 from risk_service.domain.cargo.model import CargoReport, ContainerOutcome, FilingType, PreLoadingOutcome
 from risk_service.domain.cargo.rules import CargoFacts, cargo_contexts, containers_of
+from risk_service.domain.consistency import is_consistency_hit
 from risk_service.domain.declaration import TransportMode
 from risk_service.domain.policy import SelectionPolicy, combine_scores
 from risk_service.domain.screening import RuleSetSource
@@ -95,8 +96,9 @@ class CargoScreener:
     def reassess(
         self, report: CargoReport, original: CargoAssessment, extra_hits: Sequence[RuleHit]
     ) -> CargoAssessment:
-        """The stored assessment again, with more report-level findings: rules are not run again."""
-        earlier = dict.fromkeys([*original.rule_hits, *(h for c in original.containers for h in c.rule_hits)])
+        """The stored assessment again, with `extra_hits` as all its consistency reasons: rules are not run again."""
+        every = [*original.rule_hits, *(h for c in original.containers for h in c.rule_hits)]
+        earlier = dict.fromkeys(h for h in every if not is_consistency_hit(h))
         return self._decide(report, [*earlier, *extra_hits], original.rule_set_version, self.clock())
 
     def _decide(
@@ -116,12 +118,11 @@ class CargoScreener:
             own = by_container[container.container_number]
             applying = (*shared, *own)
             risk = combine_scores(None, [h.weight for h in applying])
-            if report.filing_type == FilingType.PRE_ARRIVAL:
+            targeted = max([selection.channel_for_score(risk), *(h.min_channel for h in applying if h.min_channel)])
+            channel, drawn = targeted, False
+            if report.filing_type == FilingType.PRE_ARRIVAL:  # random scans on arrival, never to hold cargo back
                 key = f"{report.report_id}\x1f{container.container_number}"
-                channel, _ = selection.decide(key, report.version, risk, applying)
-            else:  # random scans are drawn on arrival, never as a reason to hold cargo back
-                channel = selection.channel_for_score(risk)
-                channel = max([channel, *(h.min_channel for h in applying if h.min_channel is not None)])
+                channel, drawn = selection.decide(key, report.version, risk, applying)
             containers.append(
                 ContainerAssessment(
                     container_number=container.container_number,
@@ -130,6 +131,8 @@ class CargoScreener:
                     risk_score=risk,
                     model_score=None,
                     rule_hits=tuple(own),
+                    # Only where the draw changed the outcome: those are the unbiased sample.
+                    random_control=drawn and _ON_ARRIVAL.get(channel) != _ON_ARRIVAL.get(targeted),
                 )
             )
         top = max(containers, key=lambda c: c.risk_score)  # the first of the riskiest

@@ -54,6 +54,9 @@ class CargoLimits:
     max_string_length: int = 512
     max_id_length: int = 64
     max_filing_age_days: int = 3650
+    # Goods rows (items over all containers) bound the screening work of one report and of one call.
+    max_rows_per_report: int = 10_000
+    max_rows_per_call: int = 50_000
 
 
 def validate_cargo_report(
@@ -88,7 +91,12 @@ def validate_cargo_report(
         check_identifier(out, f"{path}.house_transport_document_number", r.house_transport_document_number, text_limits)
     _route(out, path, r, limits)
     _times(out, path, r, limits, now)
-    _containers(out, path, r.containers, limits, text_limits)
+    rows = sum(len(c.items) for c in r.containers)
+    if rows > limits.max_rows_per_report:
+        # Per-item checks on an oversized report would only flood the caller (and take seconds).
+        out.add(f"{path}.containers", f"carry {rows} goods items in all; at most {limits.max_rows_per_report}")
+    else:
+        _containers(out, path, r.containers, limits, text_limits)
     return out.violations
 
 
@@ -107,6 +115,9 @@ def validate_cargo_batch(
     if len(reports) > max_batch_size:
         # Per-report checks on an oversized batch would only flood the caller.
         return [FieldViolation(path, f"has {len(reports)} cargo reports; at most {max_batch_size} are allowed")]
+    rows = sum(len(c.items) for r in reports for c in r.containers)
+    if rows > limits.max_rows_per_call:
+        return [FieldViolation(path, f"carry {rows} goods items in all; at most {limits.max_rows_per_call} per call")]
     violations: list[FieldViolation] = []
     seen: dict[tuple[str, int], int] = {}
     for i, report in enumerate(reports):

@@ -11,6 +11,7 @@ finds its counterpart filed before it.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -34,6 +35,7 @@ def upgrade() -> None:
         sa.Column("kind", sa.String(16), nullable=False),
         sa.Column("filing_id", sa.String(64), nullable=False),
         sa.Column("version", sa.Integer(), nullable=False),
+        sa.Column("linked_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("link_type", "link_key", "kind", "filing_id", "version", name="pk_document_links"),
     )
     op.create_table(
@@ -65,31 +67,50 @@ def _existing_links() -> Iterator[dict[str, Any]]:
         "assessments",
         sa.column("declaration_id", sa.String),
         sa.column("declaration_version", sa.Integer),
+        sa.column("lodged_at", sa.DateTime(timezone=True)),
+        sa.column("assessed_at", sa.DateTime(timezone=True)),
         sa.column("declaration", _JSON),
     )
-    query = sa.select(declarations.c.declaration_id, declarations.c.declaration_version, declarations.c.declaration)
-    for filing_id, version, document in bind.execute(query).yield_per(_CHUNK):
+    d = declarations.c
+    query = sa.select(d.declaration_id, d.declaration_version, d.lodged_at, d.assessed_at, d.declaration)
+    # Streamed (on the statement, not the migration's connection): a client-side cursor would hold
+    # every stored document in memory at once.
+    query = query.execution_options(stream_results=True, yield_per=_CHUNK)
+    for filing_id, version, lodged_at, assessed_at, document in bind.execute(query):
         keys = {("document", document["transport_document_number"])}
         keys |= {("container", c) for c in document["container_numbers"]}
-        yield from _rows("declaration", filing_id, version, keys)
+        yield from _rows("declaration", filing_id, version, lodged_at or assessed_at, keys)
     reports = sa.table(
         "cargo_assessments",
         sa.column("report_id", sa.String),
         sa.column("report_version", sa.Integer),
+        sa.column("filed_at", sa.DateTime(timezone=True)),
+        sa.column("assessed_at", sa.DateTime(timezone=True)),
         sa.column("report", _JSON),
     )
-    query = sa.select(reports.c.report_id, reports.c.report_version, reports.c.report)
-    for filing_id, version, document in bind.execute(query).yield_per(_CHUNK):
+    r = reports.c
+    query = sa.select(r.report_id, r.report_version, r.filed_at, r.assessed_at, r.report)
+    query = query.execution_options(stream_results=True, yield_per=_CHUNK)
+    for filing_id, version, filed_at, assessed_at, document in bind.execute(query):
         keys = {("document", document["master_transport_document_number"])}
         keys.add(("document", document["house_transport_document_number"]))
         keys |= {("container", c["container_number"]) for c in document["containers"]}
-        yield from _rows("cargo_report", filing_id, version, keys)
+        arrival = document["planned_arrival_time"]
+        at = datetime.fromisoformat(arrival) if arrival else filed_at or assessed_at
+        yield from _rows("cargo_report", filing_id, version, at, keys)
 
 
-def _rows(kind: str, filing_id: str, version: int, keys: set[tuple[str, str]]) -> Iterator[dict[str, Any]]:
+def _rows(kind: str, filing_id: str, version: int, at: datetime, keys: set[tuple[str, str]]) -> Iterator[dict[str, Any]]:
     for link_type, key in sorted(keys):
         if key:
-            yield {"link_type": link_type, "link_key": key, "kind": kind, "filing_id": filing_id, "version": version}
+            yield {
+                "link_type": link_type,
+                "link_key": key,
+                "kind": kind,
+                "filing_id": filing_id,
+                "version": version,
+                "linked_at": at,
+            }
 
 
 def downgrade() -> None:
