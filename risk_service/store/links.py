@@ -16,6 +16,7 @@ from risk_service.store.tables import document_links, reassessments
 DECLARATION = "declaration"
 CARGO_REPORT = "cargo_report"
 LinkKey = tuple[str, str]  # ("document" | "container", key)
+_IN_LIMIT = 500  # keys per IN list, well under SQLite's bound-parameter limit
 
 
 def link_rows(kind: str, filing_id: str, version: int, at: datetime, keys: Iterable[LinkKey]) -> list[dict[str, Any]]:
@@ -75,21 +76,22 @@ def linked_filings(
     reads each filing's newest version and judges whether that one still names the key.
     """
     t = document_links
-    by_type: dict[str, set[str]] = {}
-    for link_type, key in keys:
+    by_type: dict[str, list[str]] = {}
+    for link_type, key in sorted(set(keys)):
         if key:
-            by_type.setdefault(link_type, set()).add(key)
+            by_type.setdefault(link_type, []).append(key)
     found: set[str] = set()
-    for link_type, wanted in sorted(by_type.items()):
-        for chunk in chunks(sorted(wanted)):
-            query = sa.select(t.c.filing_id).where(
-                t.c.link_type == link_type,
-                t.c.link_key.in_(chunk),
-                t.c.kind == kind,
-                t.c.linked_at >= since,
-                t.c.linked_at <= until,
-            )
-            found.update(conn.execute(query).scalars())
+    # One round trip for the usual call (a bill and a few containers); an OR of primary-key ranges.
+    for part in range(max((len(v) - 1) // _IN_LIMIT + 1 for v in by_type.values()) if by_type else 0):
+        matches = [
+            sa.and_(t.c.link_type == link_type, t.c.link_key.in_(wanted[part * _IN_LIMIT : (part + 1) * _IN_LIMIT]))
+            for link_type, wanted in sorted(by_type.items())
+            if wanted[part * _IN_LIMIT : (part + 1) * _IN_LIMIT]
+        ]
+        query = sa.select(t.c.filing_id).where(
+            sa.or_(*matches), t.c.kind == kind, t.c.linked_at >= since, t.c.linked_at <= until
+        )
+        found.update(conn.execute(query).scalars())
     return found
 
 
