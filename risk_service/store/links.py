@@ -67,31 +67,42 @@ class LinkWriter:
             conn.execute(self._reassessments, later)
 
 
+def _lookup_statement() -> sa.Select[Any]:
+    """Built once: an OR of two primary-key ranges (documents, containers) with expanding IN lists,
+    so each call only binds its keys instead of compiling a new statement."""
+    t = document_links
+    return sa.select(t.c.filing_id).where(
+        sa.or_(
+            sa.and_(t.c.link_type == "document", t.c.link_key.in_(sa.bindparam("documents", expanding=True))),
+            sa.and_(t.c.link_type == "container", t.c.link_key.in_(sa.bindparam("containers", expanding=True))),
+        ),
+        t.c.kind == sa.bindparam("kind"),
+        t.c.linked_at >= sa.bindparam("since", type_=t.c.linked_at.type),
+        t.c.linked_at <= sa.bindparam("until", type_=t.c.linked_at.type),
+    )
+
+
+_LOOKUP = _lookup_statement()
+
+
 def linked_filings(
     conn: sa.Connection, kind: str, keys: Iterable[LinkKey], since: datetime, until: datetime
 ) -> set[str]:
     """Ids of the filings of `kind` that named any of the keys in a version linked between since and until.
 
-    One indexed lookup per link type (the primary key leads with link type and key). The caller
-    reads each filing's newest version and judges whether that one still names the key.
+    One indexed lookup (the primary key leads with link type and key) for the usual call: a bill and
+    a few containers. The caller reads each filing's newest version and judges whether that one
+    still names the key.
     """
-    t = document_links
-    by_type: dict[str, list[str]] = {}
-    for link_type, key in sorted(set(keys)):
-        if key:
-            by_type.setdefault(link_type, []).append(key)
+    given = set(keys)
+    wanted = {name: sorted({k for t, k in given if t == name and k}) for name in ("document", "container")}
     found: set[str] = set()
-    # One round trip for the usual call (a bill and a few containers); an OR of primary-key ranges.
-    for part in range(max((len(v) - 1) // _IN_LIMIT + 1 for v in by_type.values()) if by_type else 0):
-        matches = [
-            sa.and_(t.c.link_type == link_type, t.c.link_key.in_(wanted[part * _IN_LIMIT : (part + 1) * _IN_LIMIT]))
-            for link_type, wanted in sorted(by_type.items())
-            if wanted[part * _IN_LIMIT : (part + 1) * _IN_LIMIT]
-        ]
-        query = sa.select(t.c.filing_id).where(
-            sa.or_(*matches), t.c.kind == kind, t.c.linked_at >= since, t.c.linked_at <= until
-        )
-        found.update(conn.execute(query).scalars())
+    parts = max(len(v) for v in wanted.values())
+    for start in range(0, parts, _IN_LIMIT):
+        documents = wanted["document"][start : start + _IN_LIMIT]
+        containers = wanted["container"][start : start + _IN_LIMIT]
+        params = {"documents": documents, "containers": containers, "kind": kind, "since": since, "until": until}
+        found.update(conn.execute(_LOOKUP, params).scalars())
     return found
 
 
