@@ -277,8 +277,9 @@ async def stream(address: str, make: Callable[[], declaration_pb2.Declaration], 
 
 
 def start_server(
-    data_dir: Path, database_url: str | None, *, permits: bool = True
+    data_dir: Path, database_url: str | None, *, permits: bool = True, demo: bool = True
 ) -> tuple[subprocess.Popen[str], str]:
+    """Starts `risk serve` (with --demo: trains a demo champion first); returns it and its address."""
     env = {
         **os.environ,
         "RISK_DATA_DIR": str(data_dir),
@@ -290,12 +291,22 @@ def start_server(
     if database_url:
         env["RISK_DATABASE_URL"] = database_url
     risk = str(Path(sys.executable).parent / "risk")
-    proc = subprocess.Popen([risk, "serve", "--demo"], env=env, stdout=subprocess.PIPE, text=True)
+    command = [risk, "serve", "--demo"] if demo else [risk, "serve"]
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None
     for line in proc.stdout:
         if line.startswith("risk service ready on "):
             return proc, line.split(" on ", 1)[1].strip()
     raise RuntimeError(f"server exited with {proc.wait()}")
+
+
+def stop_server(proc: subprocess.Popen[str], timeout: float = 30) -> None:
+    """Asks the server to stop (SIGTERM), and kills it when it has not stopped within `timeout` seconds."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
 
 
 def main() -> None:
@@ -330,11 +341,7 @@ def main() -> None:
             for mode, measurement in modes.items():
                 results.setdefault(mode, []).append(asyncio.run(measurement))
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_server(proc)
 
     summary = {mode: {k: statistics.median(r[k] for r in runs) for k in runs[0]} for mode, runs in results.items()}
     print(
