@@ -7,15 +7,32 @@ from collections.abc import Sequence
 from prometheus_client import Counter, Gauge, Histogram, Info
 
 from risk_service.domain.assessment import Assessment, ModelStatus
+from risk_service.domain.cargo.assessment import CargoAssessment
+from risk_service.domain.cargo.model import FilingType
 
 ASSESSMENTS = Counter(
     "risk_assessments_total", "Assessments returned, by channel and model status.", ["channel", "model_status"]
 )
-REFUSED = Counter("risk_refused_total", "Declarations refused, by reason.", ["reason"])
+REFUSED = Counter("risk_refused_total", "Declarations and cargo reports refused, by reason.", ["reason"])
 SCORING_SECONDS = Histogram(
     "risk_scoring_seconds",
     "Time to screen and store one call's declarations.",
     buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1.0),
+)
+CARGO_REPORTS = Counter(
+    "risk_cargo_reports_total",
+    "Cargo report assessments returned, by filing type and pre-loading answer (NONE before arrival).",
+    ["filing_type", "pre_loading_outcome"],
+)
+CARGO_CONTAINERS = Counter(
+    "risk_cargo_containers_total",
+    "Containers assessed, by outcome on arrival and whether a random scan draw alone decided it.",
+    ["outcome", "random_control"],
+)
+CARGO_SECONDS = Histogram(
+    "risk_cargo_scoring_seconds",
+    "Time to screen and store one call's cargo reports.",
+    buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1.0, 5.0),
 )
 MODEL_AVAILABLE = Gauge("risk_model_available", "1 while a model scores, 0 while the service runs on rules alone.")
 SERVING = Info("risk_serving", "Model and rule-set versions in service.")
@@ -37,6 +54,14 @@ class PrometheusObserver:
 
     def refused(self, reason: str, count: int = 1) -> None:
         REFUSED.labels(reason).inc(count)
+
+    def cargo_scored(self, assessments: Sequence[CargoAssessment], seconds: float) -> None:
+        CARGO_SECONDS.observe(seconds)
+        for a in assessments:
+            answer = a.pre_loading_outcome.name if a.filing_type == FilingType.PRE_LOADING else "NONE"
+            CARGO_REPORTS.labels(a.filing_type.name, answer).inc()
+            for c in a.containers:
+                CARGO_CONTAINERS.labels(c.outcome.name, "true" if c.random_control else "false").inc()
 
 
 def publish_versions(

@@ -73,3 +73,25 @@ def test_a_rolled_back_batch_is_not_counted_as_scored(tmp_path: Path, registry: 
         text = scrape(port)
     assert metric(text, 'risk_assessments_total{channel="') == before
     assert metric(text, rolled_back) == refused_before + 3
+
+
+def test_cargo_reports_and_their_containers_are_counted(tmp_path: Path) -> None:
+    from risk_service.domain.declaration import Party
+    from risk_service.grpc.cargo_convert import cargo_report_to_pb
+    from tests.cargo_builders import cargo_report
+
+    def count(text: str, prefix: str) -> float:
+        return metric(text, prefix) if prefix in text else 0.0
+
+    port = free_port()
+    with ServerThread(make_settings(tmp_path, server={"metrics_port": port})) as server, server.channel() as channel:
+        held = 'risk_cargo_reports_total{filing_type="PRE_LOADING",pre_loading_outcome="DO_NOT_LOAD"}'
+        before = scrape(port)
+        watched = cargo_report(report_id="CR-METRICS", consignee=Party("NL000000000003"))
+        request = pb.ScoreCargoReportRequest(cargo_report=cargo_report_to_pb(watched))
+        server.stub(channel).ScoreCargoReport(request, timeout=10)
+        text = scrape(port)
+    assert count(text, held) == count(before, held) + 1
+    opened = 'risk_cargo_containers_total{outcome="PHYSICAL_EXAMINATION",random_control="false"}'
+    assert count(text, opened) == count(before, opened) + 1
+    assert count(text, "risk_cargo_scoring_seconds_count") == count(before, "risk_cargo_scoring_seconds_count") + 1

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
+from typing import Protocol
 
 from risk_service.domain.cargo.assessment import CargoAssessment
 from risk_service.domain.cargo.model import CargoReport
@@ -16,9 +18,16 @@ from risk_service.domain.cargo.screening import CargoScreener
 from risk_service.domain.cargo.validation import CargoLimits, validate_cargo_batch, validate_cargo_report
 from risk_service.domain.cross_check import CrossCheck, ReportFindings
 from risk_service.domain.errors import AlreadyExists, FieldViolation, InvalidArgument, Unavailable
-from risk_service.domain.service import ScoringObserver, content_hash
+from risk_service.domain.service import content_hash
 
 log = logging.getLogger(__name__)
+
+
+class CargoObserver(Protocol):
+    def cargo_scored(self, assessments: Sequence[CargoAssessment], seconds: float) -> None: ...
+
+    def refused(self, reason: str, count: int = 1) -> None: ...
+
 
 # Reports with more goods rows than this are screened on a worker thread, so a large manifest
 # never stalls the event loop; smaller ones run inline, which is cheaper.
@@ -40,7 +49,7 @@ class CargoScoringService:
         limits: CargoLimits,
         *,
         max_batch_size: int,
-        observer: ScoringObserver | None = None,
+        observer: CargoObserver | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         cross_checks: CrossCheck | None = None,
     ) -> None:
@@ -81,6 +90,15 @@ class CargoScoringService:
         return [r.assessment for r in results]
 
     async def _score_valid(self, reports: Sequence[CargoReport], *, atomic: bool = False) -> list[CargoSaveResult]:
+        started = time.perf_counter()
+        results = await self._screen_and_store(reports, atomic=atomic)
+        if self._observer is not None and not (atomic and any(r.conflict for r in results)):
+            self._observer.cargo_scored(
+                [r.assessment for r in results if not r.conflict], time.perf_counter() - started
+            )
+        return results
+
+    async def _screen_and_store(self, reports: Sequence[CargoReport], *, atomic: bool) -> list[CargoSaveResult]:
         loop = asyncio.get_running_loop()
         amended = [r.key for r in reports if r.version > 1]  # a first filing has nothing before it
         try:
