@@ -8,9 +8,11 @@ not reported or the other way round.
 
 Linked by the bill (the declaration's bill is the report's own document: its house bill, or its
 master bill when it has no house bill), the whole report is the consignment. Linked by a container
-alone (a consolidation, or a master report over house bills), only the shared containers' goods are
-compared, and neither the consignee nor the container lists are, since the other containers and
-parties may belong to other bills. Containers and bills are reused for years, so two filings link
+alone (a consolidation, or a master report over house bills), the shared containers may also carry
+other bills' goods: only declaring what they do not carry counts (a heading, or more mass or
+packages than reported), and neither the consignee nor the container lists are compared. A
+declaration linked to a report by its bill is not also compared with reports that share only a
+container. Containers and bills are reused for years, so two filings link
 only when they move within `link_window_days` of each other (lodgement against planned arrival).
 """
 
@@ -121,6 +123,11 @@ def report_time(r: CargoReport, default: datetime) -> datetime:
     return r.planned_arrival_time or r.filing_time or default
 
 
+def by_bill(declaration: Declaration, report: CargoReport) -> bool:
+    """The declaration's bill is the report's own: the report describes the whole consignment."""
+    return _by_document(declaration, report)
+
+
 def links(declaration: Declaration, report: CargoReport) -> bool:
     """They name the same bill or a common container (see the module docstring for the window)."""
     return _by_document(declaration, report) or bool(_shared_containers(declaration, report))
@@ -183,7 +190,9 @@ def compare(declaration: Declaration, report: CargoReport, config: ConsistencyCo
     declared_mass = sum(i.gross_mass_kg for i in d.items)
     reported_mass = sum(i.gross_mass_kg for i in reported_items)
     larger = max(declared_mass, reported_mass)
-    if larger > 0 and abs(declared_mass - reported_mass) / larger > config.mass_tolerance:
+    # A shared container may also carry other bills' goods: then only declaring more than it carries is off.
+    apart = larger > 0 and abs(declared_mass - reported_mass) / larger > config.mass_tolerance
+    if apart and (by_document or declared_mass > reported_mass):
         out.append(
             Mismatch(
                 GROSS_MASS,
@@ -197,7 +206,8 @@ def compare(declaration: Declaration, report: CargoReport, config: ConsistencyCo
 
     declared_packages = sum(i.packages for i in d.items)
     reported_packages = sum(i.packages for i in reported_items)
-    if all(i.packages > 0 for i in d.items) and reported_items and declared_packages != reported_packages:
+    differ = declared_packages > reported_packages if not by_document else declared_packages != reported_packages
+    if all(i.packages > 0 for i in d.items) and reported_items and differ:
         out.append(
             Mismatch(
                 PACKAGES,

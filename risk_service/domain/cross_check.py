@@ -7,9 +7,11 @@ check. The store writes those re-assessments in the same transaction as the new 
 when it is new.
 
 A re-assessment starts from the filing's stored assessment without its consistency reasons, and
-adds the reasons against every filing of the other kind now linked to it (the new one included), so
-a corrected manifest clears an earlier mismatch and two reports never count the same one twice.
-Only the newest version of a linked filing is compared.
+adds the reasons against every filing of the other kind now linked to it (this call's included), so
+a corrected manifest clears an earlier mismatch and two reports never count the same one twice. A
+call writes one re-assessment per linked filing. Only the newest version of a linked filing is
+compared; an amendment that stops naming a bill leaves the old counterpart's last re-assessment as it
+was until that counterpart is filed again.
 
 Two linked filings that are in flight at the same moment each read the store before the other is
 stored, so neither sees the other; the check then happens on the next filing for the consignment.
@@ -30,6 +32,7 @@ from risk_service.domain.consistency import (
     ConsistencyConfig,
     DeclarationReassessment,
     LinkKey,
+    by_bill,
     compare,
     declaration_hits,
     declaration_link_keys,
@@ -75,57 +78,69 @@ class CrossCheck:
     def for_declarations(self, declarations: Sequence[Declaration]) -> list[DeclarationFindings]:
         now = self.clock()
         reports = self._reports(declarations, [declaration_time(d, now) for d in declarations])
-        # Every declaration linked to those reports, for their re-assessments
-        others = self._declarations([r for r, _ in reports], [report_time(r, now) for r, _ in reports])
+        known = [r for r, _ in reports]
+        # Every stored declaration linked to those reports, for their re-assessments, and this call's own
+        new_ids = {d.declaration_id for d in declarations}
+        stored = self._declarations(known, [report_time(r, now) for r in known])
+        counterparts = [o for o, _ in stored if o.declaration_id not in new_ids] + list(declarations)
+        # One re-assessment per linked report per call, shared by every new declaration that links to it:
+        # the store writes it once (same id), with the declarations that were stored.
+        later: dict[str, CargoReassessment] = {}
+        trigger = ", ".join(f"declaration {_name(d)}" for d in declarations)
+        for r, a in reports:
+            if not any(r in self._pairs(d, known, now) for d in declarations):
+                continue
+            reasons = [
+                h
+                for c in counterparts
+                if r in self._pairs(c, known, now)
+                for h in report_hits(compare(c, r, self.config), self.config)
+            ]
+            later[r.report_id] = CargoReassessment(self.cargo.reassess(r, a, reasons), trigger)
         out = []
         for d in declarations:
-            mine = [(r, a) for r, a in reports if linked(d, r, self.config, now)]
-            hits = [h for r, _ in mine for h in declaration_hits(compare(d, r, self.config), self.config)]
-            later = []
-            for r, a in mine:
-                counterparts = [o for o, _ in others if o.declaration_id != d.declaration_id] + [d]
-                reasons = self._report_reasons(r, counterparts, now)
-                later.append(CargoReassessment(self.cargo.reassess(r, a, reasons), f"declaration {_name(d)}"))
-            out.append(DeclarationFindings(tuple(hits), tuple(later)))
+            mine = self._pairs(d, known, now)
+            hits = [h for r in mine for h in declaration_hits(compare(d, r, self.config), self.config)]
+            out.append(DeclarationFindings(tuple(hits), tuple(later[r.report_id] for r in mine)))
         return out
 
     def for_reports(self, reports: Sequence[CargoReport]) -> list[ReportFindings]:
         now = self.clock()
         declarations = self._declarations(reports, [report_time(r, now) for r in reports])
-        others = self._reports([d for d, _ in declarations], [declaration_time(d, now) for d, _ in declarations])
+        known_declarations = [d for d, _ in declarations]
+        new_ids = {r.report_id for r in reports}
+        stored = self._reports(known_declarations, [declaration_time(d, now) for d in known_declarations])
+        candidates = [o for o, _ in stored if o.report_id not in new_ids] + list(reports)
+        later: dict[str, DeclarationReassessment] = {}
+        trigger = ", ".join(f"cargo_report {_name(r)}" for r in reports)
+        for d, a in declarations:
+            mine = self._pairs(d, candidates, now)
+            if any(r in mine for r in reports):
+                reasons = [h for o in mine for h in declaration_hits(compare(d, o, self.config), self.config)]
+                later[d.declaration_id] = DeclarationReassessment(self.declarations.reassess(a, reasons), trigger)
         # Master and house filings of the same bills, found by the reports' own keys
         near = self._reports_near(reports, now)
         out = []
         for r in reports:
-            mine = [(d, a) for d, a in declarations if linked(d, r, self.config, now)]
-            mismatches = [m for d, _ in mine for m in compare(d, r, self.config)]
-            later = []
-            for d, a in mine:
-                counterparts = [o for o, _ in others if o.report_id != r.report_id] + [r]
-                reasons = [
-                    h
-                    for o in counterparts
-                    if linked(d, o, self.config, now)
-                    for h in declaration_hits(compare(d, o, self.config), self.config)
-                ]
-                later.append(
-                    DeclarationReassessment(self.declarations.reassess(a, reasons), f"cargo_report {_name(r)}")
-                )
+            linked_to = [d for d in known_declarations if r in self._pairs(d, candidates, now)]
+            mismatches = [m for d in linked_to for m in compare(d, r, self.config)]
             master_house = sum(
                 master_house_mismatches(r, other, self.config) for other, _ in near if other.report_id != r.report_id
             )
-            out.append(
-                ReportFindings(tuple(report_hits(mismatches, self.config)), len(mismatches), master_house, tuple(later))
+            findings = ReportFindings(
+                tuple(report_hits(mismatches, self.config)),
+                len(mismatches),
+                master_house,
+                tuple(later[d.declaration_id] for d in linked_to),
             )
+            out.append(findings)
         return out
 
-    def _report_reasons(self, r: CargoReport, counterparts: Sequence[Declaration], now: datetime) -> list[RuleHit]:
-        return [
-            h
-            for d in counterparts
-            if linked(d, r, self.config, now)
-            for h in report_hits(compare(d, r, self.config), self.config)
-        ]
+    def _pairs(self, d: Declaration, reports: Sequence[CargoReport], now: datetime) -> list[CargoReport]:
+        """The reports `d` is compared with: those of its own bill, else those sharing a container."""
+        near = [r for r in reports if linked(d, r, self.config, now)]
+        billed = [r for r in near if by_bill(d, r)]
+        return billed or near
 
     def _reports(
         self, declarations: Sequence[Declaration], times: Sequence[datetime]

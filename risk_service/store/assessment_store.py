@@ -169,7 +169,7 @@ class SqlAssessmentStore(WritingStore):
         settlement = self._settle_claims(conn, planned)
         inserted: set[_Key] = set()
         if planned:
-            inserted = {(r[0], r[1]) for r in conn.execute(self._insert, [row for _, row in planned.values()])}
+            inserted = {(r[0], r[1]) for r in conn.execute(self._insert, keyed_writes.insert_rows(plan))}
         missed = [k for k in planned if k not in inserted]
         if not plan.atomic_keys.isdisjoint(missed):
             # The check above did not see that row; alone, in a new transaction, it will.

@@ -90,8 +90,7 @@ class SqlCargoStore(WritingStore):
         plan = keyed_writes.plan_writes(submissions, stored, _key, CargoSaveResult)
         inserted: set[_Key] = set()
         if plan.planned:
-            rows = [row for _, row in plan.planned.values()]
-            inserted = {(r[0], r[1]) for r in conn.execute(self._insert, rows)}
+            inserted = {(r[0], r[1]) for r in conn.execute(self._insert, keyed_writes.insert_rows(plan))}
         missed = [k for k in plan.planned if k not in inserted]
         if not plan.atomic_keys.isdisjoint(missed):
             # Another writer stored a key of an atomic submission after the check; alone, the retry sees it.

@@ -65,10 +65,14 @@ def plan_writes(
             key = key_of(record)
             if key not in stored:
                 planned.setdefault(key, (record, row))
-    # In key order: two writers (two server processes) inserting the same keys then lock them in the
-    # same order, so PostgreSQL never has to break a deadlock between them.
-    ordered = dict(sorted(planned.items()))
-    return WritePlan(ordered, rolled_back, set(atomic_keys(submissions, key_of)))
+    # Submission order: the ledger settles permit claims in this order (first filed, first served).
+    return WritePlan(planned, rolled_back, set(atomic_keys(submissions, key_of)))
+
+
+def insert_rows(plan: WritePlan[R, T]) -> list[Row]:
+    """The planned rows in key order: two writers (two server processes) inserting the same keys lock
+    them in the same order, so PostgreSQL never has to break a deadlock between them."""
+    return [row for _, (_, row) in sorted(plan.planned.items())]
 
 
 def atomic_keys(submissions: Sequence[Submission[R, T]], key_of: Callable[[R], Key]) -> list[Key]:

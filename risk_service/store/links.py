@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects import postgresql, sqlite
 
 from risk_service.store.codec import JsonDict, to_json
 from risk_service.store.db import BulkInsert, chunks
@@ -56,15 +56,21 @@ class LinkWriter:
         self._links = BulkInsert(document_links, dialect, ignore_conflicts=True)
         t = reassessments
         document = sa.bindparam("assessment_json", type_=sa.Text)
-        value = sa.cast(document, postgresql.JSONB) if dialect.name == "postgresql" else document
-        self._reassessments = sa.insert(t).values(assessment=value)
+        # One re-assessment can ride with several filings of a call (same id): the first one stores it.
+        if dialect.name == "postgresql":
+            pg = postgresql.insert(t).values(assessment=sa.cast(document, postgresql.JSONB))
+            self._reassessments: sa.Insert = pg.on_conflict_do_nothing(index_elements=[t.c.assessment_id])
+        else:
+            lite = sqlite.insert(t).values(assessment=document)
+            self._reassessments = lite.on_conflict_do_nothing(index_elements=[t.c.assessment_id])
 
     def write(self, conn: sa.Connection, links: list[dict[str, Any]], later: list[dict[str, Any]]) -> None:
         # In key order, so two writers linking the same keys lock them in the same order.
         links.sort(key=lambda r: (r["link_type"], r["link_key"], r["kind"], r["filing_id"], r["version"]))
         self._links.execute(conn, links)
         if later:
-            conn.execute(self._reassessments, later)
+            unique = {row["assessment_id"]: row for row in later}  # a batch may carry the same one twice
+            conn.execute(self._reassessments, sorted(unique.values(), key=lambda r: r["assessment_id"]))
 
 
 def _lookup_statement() -> sa.Select[Any]:

@@ -690,3 +690,13 @@ def test_concurrent_writers_never_overdraw(database_url: str) -> None:
         for s in stores:
             s.close()
         permits.close()
+
+
+def test_the_first_filed_of_one_commit_gets_the_last_units_whatever_its_id(ledger: Ledger) -> None:
+    """Claims in one group commit settle in filing order, not in key order (a review found key order)."""
+    submit(ledger.permits, make_permit("P-1", goods_line(1, quantity=100.0)))
+    zulu, alpha = ledger.save(
+        record("D-ZULU", 1, claim(draw("P-1", 80.0))),  # filed first
+        record("D-ALPHA", 1, claim(draw("P-1", 80.0))),
+    )
+    assert not flagged(zulu.assessment) and flagged(alpha.assessment)

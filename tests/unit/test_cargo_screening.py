@@ -58,6 +58,10 @@ def test_random_scans_happen_on_arrival_only_and_are_marked_as_such() -> None:
     (a,) = screener(random_rate=1.0).assess([arriving])
     assert all(c.outcome == ContainerOutcome.SCAN and c.random_control for c in a.containers)
     assert a.is_mildest  # a random scan is not a risk result: an amendment after it is not suspicious
+    # a container its data already send to a scan is targeted, whatever the draw adds
+    yellow = RuleHit("ANALYST-YELLOW", "y", (), 0.0, Channel.YELLOW)
+    (targeted,) = screener(random_rate=1.0).assess([arriving], extra_hits=[[yellow]])
+    assert not any(c.random_control for c in targeted.containers) and not targeted.is_mildest
     (loading,) = screener(random_rate=1.0).assess([two_containers()])
     assert loading.pre_loading_outcome == PreLoadingOutcome.ASSESSMENT_COMPLETE
     assert not any(c.random_control for c in loading.containers)

@@ -25,6 +25,7 @@ from risk_service.domain.consistency import (
     report_hits,
     report_link_keys,
 )
+from risk_service.domain.cross_check import CrossCheck
 from risk_service.domain.declaration import Declaration, Party
 from tests.builders import declaration, item
 from tests.cargo_builders import CONTAINER_NUMBERS, cargo_item, cargo_report, container
@@ -170,3 +171,68 @@ def test_a_house_filing_is_compared_with_its_master() -> None:
     )
     assert master_house_mismatches(off, master, CONFIG) == 3  # a container, a heading and mass
     assert master_house_mismatches(master, house, CONFIG) == 0  # only a house against its master
+
+
+def test_a_container_link_only_flags_declaring_what_the_container_does_not_carry() -> None:
+    d, r = consignment()
+    by_container = replace(d, transport_document_number="HOUSE-9")
+    heavier_report = replace(r, containers=(container(items=(cargo_item(gross_mass_kg=2000.0, packages=100),)),))
+    assert GROSS_MASS not in reasons(by_container, heavier_report)  # other bills' goods share the box
+    assert PACKAGES not in reasons(by_container, heavier_report)
+    too_much = replace(by_container, items=(replace(d.items[0], gross_mass_kg=2500.0, net_mass_kg=2400.0),))
+    assert "2,500 kg declared" in reasons(too_much, heavier_report)[GROSS_MASS]
+
+
+def cross_check(reports: list[CargoReport], declarations: list[Declaration]) -> CrossCheck:
+    import features
+    from risk_service.domain.cargo.rules import CARGO_SUBJECT, DEFAULT_CARGO_RULES_PATH
+    from risk_service.domain.cargo.screening import CargoPolicy, CargoScreener
+    from risk_service.domain.entity_history import EntityHistory
+    from risk_service.domain.model_handle import ModelHandle
+    from risk_service.domain.policy import SelectionPolicy
+    from risk_service.domain.rules import DEFAULT_RULES_PATH, RuleSetHolder
+    from risk_service.domain.screening import Screener
+    from tests.cargo_records import cargo_record
+    from tests.integration.test_assessment_store import make_assessment
+
+    cargo = CargoScreener(
+        RuleSetHolder(DEFAULT_CARGO_RULES_PATH, (), subject=CARGO_SUBJECT), CargoPolicy(SelectionPolicy(), {})
+    )
+    screener = Screener(
+        RuleSetHolder(DEFAULT_RULES_PATH, features.FEATURE_NAMES), ModelHandle(None), SelectionPolicy(), EntityHistory()
+    )
+    stored_reports = [(r, cargo_record(r).assessment) for r in reports]
+    stored_declarations = [(d, make_assessment(d)) for d in declarations]
+    return CrossCheck(
+        CONFIG,
+        lambda keys, since, until: stored_reports,
+        lambda keys, since, until: stored_declarations,
+        screener,
+        cargo,
+    )
+
+
+def test_a_declaration_is_compared_with_its_own_bill_not_the_master_over_its_container() -> None:
+    d, r = consignment()
+    house = replace(r, report_id="HOUSE", house_transport_document_number="HBL-9")
+    declared = replace(d, transport_document_number="HBL-9")
+    master = replace(
+        r,
+        report_id="MASTER",
+        containers=(
+            container(items=(cargo_item(), cargo_item(item_number=2, hs_code="610910", gross_mass_kg=1500.0))),
+        ),
+    )
+    (found,) = cross_check([house, master], []).for_declarations([declared])
+    assert found.hits == ()  # it matches its house bill; the master's other goods are not its own
+    assert [x.assessment.report_id for x in found.reassessments] == ["HOUSE"]
+
+
+def test_one_call_writes_one_re_assessment_per_linked_report_with_every_reason() -> None:
+    d, r = consignment()
+    light = replace(d, items=(replace(d.items[0], gross_mass_kg=300.0, net_mass_kg=250.0),))
+    other_heading = replace(d, declaration_id="D-2", items=(replace(d.items[0], hs_code="8517130000"),))
+    first, second = cross_check([r], []).for_declarations([light, other_heading])
+    (shared,) = first.reassessments
+    assert second.reassessments == (shared,)  # the same one, stored once
+    assert {h.rule_id for h in shared.assessment.rule_hits} >= {GROSS_MASS, HS_HEADING}

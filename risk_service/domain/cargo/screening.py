@@ -131,8 +131,10 @@ class CargoScreener:
                     risk_score=risk,
                     model_score=None,
                     rule_hits=tuple(own),
-                    # Only where the draw changed the outcome: those are the unbiased sample.
-                    random_control=drawn and _ON_ARRIVAL.get(channel) != _ON_ARRIVAL.get(targeted),
+                    # Only where the draw alone sends it to a check (its data would not): the unbiased sample.
+                    random_control=drawn
+                    and _ON_ARRIVAL.get(targeted) == ContainerOutcome.NO_ACTION
+                    and _ON_ARRIVAL.get(channel) != ContainerOutcome.NO_ACTION,
                 )
             )
         top = max(containers, key=lambda c: c.risk_score)  # the first of the riskiest
