@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TypeVar
 
 from risk_service.domain.assessment import Assessment, RuleHit
 from risk_service.domain.cargo.assessment import CargoAssessment
@@ -48,6 +49,7 @@ from risk_service.domain.screening import Screener
 
 # (keys, since, until) -> the newest stored version, with its assessment, of every filing of the
 # other kind that named any key in a version linked within [since, until]. They read the store.
+T = TypeVar("T")
 LinkedReports = Callable[[set[LinkKey], datetime, datetime], list[tuple[CargoReport, CargoAssessment]]]
 LinkedDeclarations = Callable[[set[LinkKey], datetime, datetime], list[tuple[Declaration, Assessment]]]
 
@@ -77,11 +79,13 @@ class CrossCheck:
 
     def for_declarations(self, declarations: Sequence[Declaration]) -> list[DeclarationFindings]:
         now = self.clock()
-        reports = self._reports(declarations, [declaration_time(d, now) for d in declarations])
+        reports = self._around(
+            self.linked_reports, _declaration_keys(declarations), _declaration_times(declarations, now)
+        )
         known = [r for r, _ in reports]
         # Every stored declaration linked to those reports, for their re-assessments, and this call's own
         new_ids = {d.declaration_id for d in declarations}
-        stored = self._declarations(known, [report_time(r, now) for r in known])
+        stored = self._around(self.linked_declarations, _report_keys(known), _report_times(known, now))
         counterparts = [o for o, _ in stored if o.declaration_id not in new_ids] + list(declarations)
         # One re-assessment per linked report per call, shared by every new declaration that links to it:
         # the store writes it once (same id), with the declarations that were stored.
@@ -106,10 +110,17 @@ class CrossCheck:
 
     def for_reports(self, reports: Sequence[CargoReport]) -> list[ReportFindings]:
         now = self.clock()
-        declarations = self._declarations(reports, [report_time(r, now) for r in reports])
+        keys, times = _report_keys(reports), _report_times(reports, now)
+        declarations = self._around(self.linked_declarations, keys, times)
         known_declarations = [d for d, _ in declarations]
+        # One look-up serves both: the reports those declarations link to, and the master and house
+        # filings of these reports' own bills.
+        stored = self._around(
+            self.linked_reports,
+            keys | _declaration_keys(known_declarations),
+            times + _declaration_times(known_declarations, now),
+        )
         new_ids = {r.report_id for r in reports}
-        stored = self._reports(known_declarations, [declaration_time(d, now) for d in known_declarations])
         candidates = [o for o, _ in stored if o.report_id not in new_ids] + list(reports)
         later: dict[str, DeclarationReassessment] = {}
         trigger = ", ".join(f"cargo_report {_name(r)}" for r in reports)
@@ -118,14 +129,12 @@ class CrossCheck:
             if any(r in mine for r in reports):
                 reasons = [h for o in mine for h in declaration_hits(compare(d, o, self.config), self.config)]
                 later[d.declaration_id] = DeclarationReassessment(self.declarations.reassess(a, reasons), trigger)
-        # Master and house filings of the same bills, found by the reports' own keys
-        near = self._reports_near(reports, now)
         out = []
         for r in reports:
             linked_to = [d for d in known_declarations if r in self._pairs(d, candidates, now)]
             mismatches = [m for d in linked_to for m in compare(d, r, self.config)]
             master_house = sum(
-                master_house_mismatches(r, other, self.config) for other, _ in near if other.report_id != r.report_id
+                master_house_mismatches(r, other, self.config) for other, _ in stored if other.report_id != r.report_id
             )
             findings = ReportFindings(
                 tuple(report_hits(mismatches, self.config)),
@@ -142,31 +151,30 @@ class CrossCheck:
         billed = [r for r in near if by_bill(d, r)]
         return billed or near
 
-    def _reports(
-        self, declarations: Sequence[Declaration], times: Sequence[datetime]
-    ) -> list[tuple[CargoReport, CargoAssessment]]:
-        keys = set().union(*(declaration_link_keys(d) for d in declarations))
+    def _around(
+        self, fetch: Callable[[set[LinkKey], datetime, datetime], list[T]], keys: set[LinkKey], times: list[datetime]
+    ) -> list[T]:
+        """The stored filings naming any of the keys, within the link window of any of the times."""
         if not keys:
             return []
         window = self.config.link_window
-        return self.linked_reports(keys, min(times) - window, max(times) + window)
+        return fetch(keys, min(times) - window, max(times) + window)
 
-    def _declarations(
-        self, reports: Sequence[CargoReport], times: Sequence[datetime]
-    ) -> list[tuple[Declaration, Assessment]]:
-        keys = set().union(*(report_link_keys(r) for r in reports))
-        if not keys:
-            return []
-        window = self.config.link_window
-        return self.linked_declarations(keys, min(times) - window, max(times) + window)
 
-    def _reports_near(self, reports: Sequence[CargoReport], now: datetime) -> list[tuple[CargoReport, CargoAssessment]]:
-        keys = set().union(*(report_link_keys(r) for r in reports))
-        if not keys:
-            return []
-        times = [report_time(r, now) for r in reports]
-        window = self.config.link_window
-        return self.linked_reports(keys, min(times) - window, max(times) + window)
+def _declaration_keys(declarations: Sequence[Declaration]) -> set[LinkKey]:
+    return set().union(*(declaration_link_keys(d) for d in declarations))
+
+
+def _report_keys(reports: Sequence[CargoReport]) -> set[LinkKey]:
+    return set().union(*(report_link_keys(r) for r in reports))
+
+
+def _declaration_times(declarations: Sequence[Declaration], now: datetime) -> list[datetime]:
+    return [declaration_time(d, now) for d in declarations]
+
+
+def _report_times(reports: Sequence[CargoReport], now: datetime) -> list[datetime]:
+    return [report_time(r, now) for r in reports]
 
 
 def _name(filing: Declaration | CargoReport) -> str:

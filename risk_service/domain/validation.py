@@ -99,13 +99,20 @@ def validate_declaration(
     return out.violations
 
 
+def check_count(out: ViolationCollector, path: str, count: int, most: int, what: str, plural: str) -> bool:
+    """At least one and at most `most` entries; False (with the violation) when not, and then the
+    caller checks no entry: per-entry checks on an oversized list would only flood the caller."""
+    if count == 0:
+        out.add(path, f"at least one {what} is required")
+        return False
+    if count > most:
+        out.add(path, f"has {count} {plural}; at most {most} are allowed")
+        return False
+    return True
+
+
 def _items(out: ViolationCollector, path: str, items: tuple[GoodsItem, ...], limits: ValidationLimits) -> None:
-    if not items:
-        out.add(f"{path}.items", "at least one goods item is required")
-        return
-    if len(items) > limits.max_items:
-        # Per-item checks on an oversized declaration would only flood the caller.
-        out.add(f"{path}.items", f"has {len(items)} items; at most {limits.max_items} are allowed")
+    if not check_count(out, f"{path}.items", len(items), limits.max_items, "goods item", "items"):
         return
     seen: set[int] = set()
     for i, item in enumerate(items):

@@ -13,6 +13,7 @@ import sqlalchemy as sa
 
 from features import ENTITY_KINDS
 from risk_service.domain.assessment import Assessment
+from risk_service.domain.cargo.assessment import CargoAssessment
 from risk_service.domain.consistency import declaration_link_keys, declaration_time
 from risk_service.domain.declaration import Declaration
 from risk_service.domain.entity_history import declaration_keys
@@ -23,7 +24,7 @@ from risk_service.store.cargo_codec import cargo_assessment_to_dict
 from risk_service.store.db import BulkInsert, create_engine
 from risk_service.store.group_commit import AfterCommit, GroupCommitWriter, Submission, WritingStore
 from risk_service.store.ledger import LineKey, Settlement, needs_ledger, settle_claims
-from risk_service.store.links import LinkKey, LinkWriter
+from risk_service.store.links import LinkKey, LinkWriter, NewFiling, Reassessed
 from risk_service.store.tables import assessments, filing_entities
 
 log = logging.getLogger(__name__)
@@ -85,6 +86,19 @@ def _entity_rows(d: Declaration) -> list[dict[str, Any]]:
         {"kind": kind, "entity_key": key, "declaration_id": d.declaration_id, "lodged_at": d.lodgement_time}
         for kind, key in unique
     ]
+
+
+def _new_filing(r: AssessmentRecord) -> NewFiling:
+    d = r.declaration
+    return NewFiling(
+        d.declaration_id, d.version, declaration_time(d, r.assessment.assessment_time), declaration_link_keys(d)
+    )
+
+
+def _reassessed(a: CargoAssessment, trigger: str) -> Reassessed:
+    return Reassessed(
+        a.assessment_id, a.report_id, a.report_version, trigger, a.assessment_time, cargo_assessment_to_dict(a)
+    )
 
 
 class SqlAssessmentStore(WritingStore):
@@ -198,31 +212,9 @@ class SqlAssessmentStore(WritingStore):
 
     def _write_links(self, conn: sa.Connection, created: list[AssessmentRecord]) -> None:
         """The new versions' document links, and the cargo reports re-assessed because they arrived."""
-        rows = [
-            row
-            for r in created
-            for row in links.link_rows(
-                links.DECLARATION,
-                r.declaration.declaration_id,
-                r.declaration.version,
-                declaration_time(r.declaration, r.assessment.assessment_time),
-                declaration_link_keys(r.declaration),
-            )
-        ]
-        later = [
-            links.reassessment_row(
-                links.CARGO_REPORT,
-                x.assessment.report_id,
-                x.assessment.report_version,
-                x.assessment.assessment_id,
-                x.trigger,
-                x.assessment.assessment_time,
-                cargo_assessment_to_dict(x.assessment),
-            )
-            for r in created
-            for x in r.reassessments
-        ]
-        self._links.write(conn, rows, later)
+        filings = [_new_filing(r) for r in created]
+        later = [_reassessed(x.assessment, x.trigger) for r in created for x in r.reassessments]
+        self._links.write(conn, links.DECLARATION, filings, links.CARGO_REPORT, later)
 
     def _settle_claims(self, conn: sa.Connection, planned: dict[_Key, tuple[AssessmentRecord, _Row]]) -> Settlement:
         """Settles the permit claims of the records about to be inserted; swaps in the flagged assessments.

@@ -10,6 +10,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from risk_service.domain.assessment import Assessment
 from risk_service.domain.cargo.assessment import CargoAssessment
 from risk_service.domain.cargo.model import CargoReport
 from risk_service.domain.cargo.ports import CargoRecord, CargoSaveResult
@@ -24,7 +25,7 @@ from risk_service.store.cargo_codec import (
 from risk_service.store.codec import assessment_to_dict, to_json
 from risk_service.store.db import chunks, create_engine
 from risk_service.store.group_commit import AfterCommit, GroupCommitWriter, Submission, WritingStore
-from risk_service.store.links import LinkKey, LinkWriter
+from risk_service.store.links import LinkKey, LinkWriter, NewFiling, Reassessed
 from risk_service.store.tables import cargo_assessments
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,17 @@ def _row(record: CargoRecord) -> dict[str, Any]:
         "report_json": to_json(cargo_report_to_dict(r)),
         "assessment_json": to_json(cargo_assessment_to_dict(a)),
     }
+
+
+def _new_filing(c: CargoRecord) -> NewFiling:
+    r = c.report
+    return NewFiling(r.report_id, r.version, report_time(r, c.assessment.assessment_time), report_link_keys(r))
+
+
+def _reassessed(a: Assessment, trigger: str) -> Reassessed:
+    return Reassessed(
+        a.assessment_id, a.declaration_id, a.declaration_version, trigger, a.assessment_time, assessment_to_dict(a)
+    )
 
 
 class SqlCargoStore(WritingStore):
@@ -101,31 +113,9 @@ class SqlCargoStore(WritingStore):
 
     def _write_links(self, conn: sa.Connection, created: list[CargoRecord]) -> None:
         """The new versions' document links, and the declarations re-assessed because they arrived."""
-        rows = [
-            row
-            for r in created
-            for row in links.link_rows(
-                links.CARGO_REPORT,
-                r.report.report_id,
-                r.report.version,
-                report_time(r.report, r.assessment.assessment_time),
-                report_link_keys(r.report),
-            )
-        ]
-        later = [
-            links.reassessment_row(
-                links.DECLARATION,
-                x.assessment.declaration_id,
-                x.assessment.declaration_version,
-                x.assessment.assessment_id,
-                x.trigger,
-                x.assessment.assessment_time,
-                assessment_to_dict(x.assessment),
-            )
-            for r in created
-            for x in r.reassessments
-        ]
-        self._links.write(conn, rows, later)
+        filings = [_new_filing(c) for c in created]
+        later = [_reassessed(x.assessment, x.trigger) for c in created for x in c.reassessments]
+        self._links.write(conn, links.CARGO_REPORT, filings, links.DECLARATION, later)
 
     @staticmethod
     def _stored(conn: sa.Connection, keys: Sequence[_Key], *, must_exist: bool) -> keyed_writes.Stored:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -19,33 +19,24 @@ LinkKey = tuple[str, str]  # ("document" | "container", key)
 _IN_LIMIT = 500  # keys per IN list, well under SQLite's bound-parameter limit
 
 
-def link_rows(kind: str, filing_id: str, version: int, at: datetime, keys: Iterable[LinkKey]) -> list[dict[str, Any]]:
-    return [
-        {
-            "link_type": link_type,
-            "link_key": key,
-            "kind": kind,
-            "filing_id": filing_id,
-            "version": version,
-            "linked_at": at,
-        }
-        for link_type, key in sorted(set(keys))
-        if key
-    ]
+class NewFiling(NamedTuple):
+    """A filing version just stored, the time its consignment moves and the keys it names."""
+
+    filing_id: str
+    version: int
+    at: datetime
+    keys: set[LinkKey]
 
 
-def reassessment_row(
-    kind: str, filing_id: str, version: int, assessment_id: str, trigger: str, at: datetime, document: JsonDict
-) -> dict[str, Any]:
-    return {
-        "assessment_id": assessment_id,
-        "kind": kind,
-        "filing_id": filing_id,
-        "version": version,
-        "trigger": trigger,
-        "assessed_at": at,
-        "assessment_json": to_json(document),
-    }
+class Reassessed(NamedTuple):
+    """A stored filing version of the other kind assessed again because a new filing arrived."""
+
+    assessment_id: str
+    filing_id: str
+    version: int
+    trigger: str
+    at: datetime
+    document: JsonDict
 
 
 class LinkWriter:
@@ -64,13 +55,48 @@ class LinkWriter:
             lite = sqlite.insert(t).values(assessment=document)
             self._reassessments = lite.on_conflict_do_nothing(index_elements=[t.c.assessment_id])
 
-    def write(self, conn: sa.Connection, links: list[dict[str, Any]], later: list[dict[str, Any]]) -> None:
+    def write(
+        self,
+        conn: sa.Connection,
+        kind: str,
+        filings: Iterable[NewFiling],
+        reassessed_kind: str,
+        reassessed: Iterable[Reassessed],
+    ) -> None:
         # In key order, so two writers linking the same keys lock them in the same order.
-        links.sort(key=lambda r: (r["link_type"], r["link_key"], r["kind"], r["filing_id"], r["version"]))
-        self._links.execute(conn, links)
-        if later:
-            unique = {row["assessment_id"]: row for row in later}  # a batch may carry the same one twice
-            conn.execute(self._reassessments, sorted(unique.values(), key=lambda r: r["assessment_id"]))
+        rows = [
+            {
+                "link_type": t,
+                "link_key": k,
+                "kind": kind,
+                "filing_id": f.filing_id,
+                "version": f.version,
+                "linked_at": f.at,
+            }
+            for f in filings
+            for t, k in f.keys
+            if k
+        ]
+        rows.sort(key=lambda r: (r["link_type"], r["link_key"], r["filing_id"], r["version"]))
+        self._links.execute(conn, rows)
+        # A call may carry the same re-assessment with several of its filings (same id): store it once.
+        unique = {x.assessment_id: x for x in reassessed}
+        if unique:
+            conn.execute(
+                self._reassessments,
+                [
+                    {
+                        "assessment_id": x.assessment_id,
+                        "kind": reassessed_kind,
+                        "filing_id": x.filing_id,
+                        "version": x.version,
+                        "trigger": x.trigger,
+                        "assessed_at": x.at,
+                        "assessment_json": to_json(x.document),
+                    }
+                    for _, x in sorted(unique.items())
+                ],
+            )
 
 
 def _lookup_statement() -> sa.Select[Any]:

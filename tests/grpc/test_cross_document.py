@@ -109,6 +109,7 @@ def test_documents_that_agree_are_still_re_assessed_with_nothing_added(
     with SqlAssessmentStore(server.settings.resolved_database_url) as store:
         history = store.history(d.declaration_id)
     assert len(history) == 2 and history[1].rule_hits == history[0].rule_hits
+    assert (history[1].channel, history[1].risk_score) == (history[0].channel, history[0].risk_score)
 
 
 def test_an_unrelated_manifest_touches_nothing(stub, server: ServerThread) -> None:  # type: ignore[no-untyped-def]

@@ -27,6 +27,7 @@ from risk_service.domain.validation import (
     ValidationLimits,
     ViolationCollector,
     check_amount,
+    check_count,
     check_country,
     check_enum,
     check_identifier,
@@ -246,12 +247,7 @@ def _containers(
     limits: CargoLimits,
     text_limits: ValidationLimits,
 ) -> None:
-    if not containers:
-        out.add(f"{path}.containers", "at least one container is required")
-        return
-    if len(containers) > limits.max_containers:
-        # Per-container checks on an oversized report would only flood the caller.
-        out.add(f"{path}.containers", f"has {len(containers)} containers; at most {limits.max_containers} are allowed")
+    if not check_count(out, f"{path}.containers", len(containers), limits.max_containers, "container", "containers"):
         return
     seen: dict[str, int] = {}
     for i, container in enumerate(containers):
@@ -320,11 +316,7 @@ def _items(
     limits: CargoLimits,
     text_limits: ValidationLimits,
 ) -> None:
-    if not items:
-        out.add(f"{path}.items", "at least one cargo item is required")
-        return
-    if len(items) > limits.max_items_per_container:
-        out.add(f"{path}.items", f"has {len(items)} items; at most {limits.max_items_per_container} are allowed")
+    if not check_count(out, f"{path}.items", len(items), limits.max_items_per_container, "cargo item", "items"):
         return
     seen: dict[int, int] = {}
     for k, item in enumerate(items):

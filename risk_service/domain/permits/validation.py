@@ -13,6 +13,7 @@ from risk_service.domain.validation import (
     ValidationLimits,
     ViolationCollector,
     check_amount,
+    check_count,
     check_country,
     check_enum,
     check_identifier,
@@ -77,11 +78,7 @@ def _bounded(out: ViolationCollector, path: str, count: int) -> None:
 def _goods_lines(
     out: ViolationCollector, path: str, lines: tuple[PermitGoodsLine, ...], limits: ValidationLimits
 ) -> None:
-    if not lines:
-        out.add(f"{path}.goods_lines", "at least one goods line is required")
-        return
-    if len(lines) > limits.max_items:
-        out.add(f"{path}.goods_lines", f"has {len(lines)} lines; at most {limits.max_items} are allowed")
+    if not check_count(out, f"{path}.goods_lines", len(lines), limits.max_items, "goods line", "lines"):
         return
     numbers: dict[int, int] = {}
     prefixes: dict[str, int] = {}
