@@ -16,7 +16,7 @@ OUTCOME_DELAY after its declaration was lodged. Training computes every row at o
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -24,14 +24,16 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from features.codes import parse_hs
-from features.schema import ENTITY_COUNT_COLUMNS, ENTITY_FINDING_COLUMNS, ENTITY_KINDS
+from features.schema import ENTITY_KINDS
 
 if TYPE_CHECKING:
     import pandas as pd  # type: ignore[import-untyped]  # no pandas-stubs in the venv
 
 __all__ = [
+    "DECLARATION_ENTITIES",
     "OUTCOME_DELAY",
     "EntityOutcomes",
+    "EntitySpec",
     "OutcomePrior",
     "add_entity_history",
     "entity_keys",
@@ -55,6 +57,23 @@ def entity_keys(importer_id: str, declarant_id: str, customs_office: str, hs_cod
     )
 
 
+@dataclass(frozen=True)
+class EntitySpec:
+    """Which entities a history tracks: their kinds, the filing unit (a declaration, a cargo report)
+    whose rows share one outcome, its time column, and each row's key per kind ('' for none)."""
+
+    kinds: tuple[str, ...]
+    unit_column: str
+    time_column: str
+    keys: Callable[[pd.DataFrame], dict[str, np.ndarray]]
+
+    def columns(self) -> tuple[str, ...]:
+        """The columns add_entity_history writes: counts and days and inspections per kind, then findings."""
+        per_kind = ("prior_filings", "days_known", "prior_inspections")
+        counts = tuple(f"{k}_{what}" for k in self.kinds for what in per_kind)
+        return counts + tuple(f"{k}_prior_findings" for k in self.kinds)
+
+
 @dataclass(frozen=True, slots=True)
 class OutcomePrior:
     """Finding rates shrink toward `rate` with the weight of `strength` inspections.
@@ -71,9 +90,9 @@ class OutcomePrior:
             raise ValueError(f"outcome prior needs a rate in [0, 1] and a positive strength, got {self}")
 
     @classmethod
-    def fit(cls, frame: pd.DataFrame) -> OutcomePrior:
-        """The finding rate of the frame's inspected declarations (0 when nothing was inspected)."""
-        decl = _declaration_outcomes(frame)
+    def fit(cls, frame: pd.DataFrame, spec: EntitySpec | None = None) -> OutcomePrior:
+        """The finding rate of the frame's inspected filings (0 when nothing was inspected)."""
+        decl = _unit_outcomes(frame, spec or DECLARATION_ENTITIES)
         inspected = decl["inspected"].to_numpy(dtype=bool)
         rate = float(decl["finding"].to_numpy(dtype=bool)[inspected].mean()) if inspected.any() else 0.0
         return cls(rate)
@@ -98,11 +117,12 @@ class EntityOutcomes:
         return float(inspected), float(findings)
 
     @classmethod
-    def from_frame(cls, frame: pd.DataFrame, prior: OutcomePrior) -> EntityOutcomes:
-        """Every outcome in the frame, as known once the last of them is (its last lodgement + OUTCOME_DELAY)."""
+    def from_frame(cls, frame: pd.DataFrame, prior: OutcomePrior, spec: EntitySpec | None = None) -> EntityOutcomes:
+        """Every outcome in the frame, as known once the last of them is (its last filing + OUTCOME_DELAY)."""
+        spec = spec or DECLARATION_ENTITIES
         if frame.empty:
-            return cls(prior, None, {kind: {} for kind in ENTITY_KINDS})
-        pairs = _entity_pairs(frame)
+            return cls(prior, None, {kind: {} for kind in spec.kinds})
+        pairs = _entity_pairs(frame, spec)
         counts: dict[str, dict[str, tuple[int, int]]] = {}
         for kind, p in pairs.items():
             seen = p[p["inspected"]]
@@ -111,7 +131,7 @@ class EntityOutcomes:
                 str(k): (int(n), int(f))
                 for k, n, f in zip(grouped.index, grouped["size"].to_numpy(), grouped["sum"].to_numpy(), strict=True)
             }
-        last = frame["lodgement_time"].max()
+        last = frame[spec.time_column].max()
         return cls(prior, last.to_pydatetime() + OUTCOME_DELAY, counts)
 
     def to_dict(self) -> dict[str, Any]:
@@ -135,43 +155,44 @@ class EntityOutcomes:
         )
 
 
-def add_entity_history(frame: pd.DataFrame) -> pd.DataFrame:
-    """A copy of `frame` (canonical history rows) with ENTITY_COUNT_COLUMNS and ENTITY_FINDING_COLUMNS.
+def add_entity_history(frame: pd.DataFrame, spec: EntitySpec | None = None) -> pd.DataFrame:
+    """A copy of `frame` (canonical history rows) with the spec's entity columns (spec.columns()).
 
-    Per entity kind, point in time: declarations with the same key lodged strictly before this one,
-    days since the earliest of them (NaN when there is none), and the inspections and findings among
-    them whose outcome was known strictly before this declaration was lodged. A row whose key is ''
-    gets 0 filings and NaN days, inspections and findings.
+    Per entity kind, point in time: filings (declarations, cargo reports) with the same key made
+    strictly before this one, days since the earliest of them (NaN when there is none), and the
+    inspections and findings among them whose outcome was known strictly before this filing. A row
+    whose key is '' gets 0 filings and NaN days, inspections and findings.
     """
     import pandas as pd  # type: ignore[import-untyped]  # no pandas-stubs in the venv
 
+    spec = spec or DECLARATION_ENTITIES
     out = frame.copy()
     if frame.empty:
-        for name in (*ENTITY_COUNT_COLUMNS, *ENTITY_FINDING_COLUMNS):
+        for name in spec.columns():
             out[name] = np.array([], dtype=np.float64)
         return out
-    pairs = _entity_pairs(frame)
-    keys = _item_keys(frame)
-    row_declaration = frame["declaration_id"].astype(str).to_numpy()
+    pairs = _entity_pairs(frame, spec)
+    keys = spec.keys(frame)
+    row_unit = frame[spec.unit_column].astype(str).to_numpy()
     for kind, p in pairs.items():
-        by_key = p.groupby("key", sort=False)["lodgement_time"]
+        by_key = p.groupby("key", sort=False)["time"]
         prior_filings = by_key.rank(method="min").sub(1.0).to_numpy(dtype=np.float64)
         first_seen = by_key.transform("min")
-        days = ((p["lodgement_time"] - first_seen).dt.total_seconds() / _SECONDS_PER_DAY).to_numpy(dtype=np.float64)
+        days = ((p["time"] - first_seen).dt.total_seconds() / _SECONDS_PER_DAY).to_numpy(dtype=np.float64)
         days = np.where(prior_filings > 0, days, np.nan)
 
         # Outcomes known strictly before each declaration's lodgement: an as-of join on the running
         # totals of inspections per key, ordered by the time each outcome became known.
-        events = p.loc[p["inspected"], ["key", "lodgement_time", "finding"]].copy()
-        events["known_at"] = events["lodgement_time"] + pd.Timedelta(OUTCOME_DELAY)
+        events = p.loc[p["inspected"], ["key", "time", "finding"]].copy()
+        events["known_at"] = events["time"] + pd.Timedelta(OUTCOME_DELAY)
         events = events.sort_values("known_at", kind="stable")
         events["inspections"] = events.groupby("key", sort=False).cumcount() + 1.0
         events["findings"] = events.groupby("key", sort=False)["finding"].cumsum().astype(np.float64)
-        queries = p[["key", "lodgement_time"]].reset_index().sort_values("lodgement_time", kind="stable")
+        queries = p[["key", "time"]].reset_index().sort_values("time", kind="stable")
         joined = pd.merge_asof(
             queries,
             events[["key", "known_at", "inspections", "findings"]],
-            left_on="lodgement_time",
+            left_on="time",
             right_on="known_at",
             by="key",
             allow_exact_matches=False,
@@ -182,9 +203,9 @@ def add_entity_history(frame: pd.DataFrame) -> pd.DataFrame:
         names = _columns_of(kind)
         per_pair = pd.DataFrame(
             dict(zip(names, (prior_filings, days, inspections, findings), strict=True)),
-            index=pd.MultiIndex.from_arrays([p["declaration_id"].to_numpy(), p["key"].to_numpy()]),
+            index=pd.MultiIndex.from_arrays([p["unit"].to_numpy(), p["key"].to_numpy()]),
         )
-        looked_up = per_pair.reindex(pd.MultiIndex.from_arrays([row_declaration, keys[kind]]))
+        looked_up = per_pair.reindex(pd.MultiIndex.from_arrays([row_unit, keys[kind]]))
         missing = keys[kind] == ""
         for name in names:
             empty = 0.0 if name.endswith("_prior_filings") else np.nan
@@ -210,42 +231,45 @@ def _item_keys(frame: pd.DataFrame) -> dict[str, np.ndarray]:
     return {kind: np.array(col, dtype=object) for kind, col in zip(ENTITY_KINDS, transposed, strict=True)}
 
 
-def _declaration_outcomes(frame: pd.DataFrame) -> pd.DataFrame:
-    """One row per declaration: inspected if any item was, a finding if any item had one."""
+def _unit_outcomes(frame: pd.DataFrame, spec: EntitySpec) -> pd.DataFrame:
+    """One row per filing: inspected if any of its rows was, a finding if any had one."""
     return (
         frame.assign(
             inspected=frame["inspected"].astype(bool),
             finding=frame["finding"].fillna(False).astype(bool) if "finding" in frame else False,
         )
-        .groupby("declaration_id", sort=False)[["inspected", "finding"]]
+        .groupby(spec.unit_column, sort=False)[["inspected", "finding"]]
         .any()
     )
 
 
-def _entity_pairs(frame: pd.DataFrame) -> dict[str, pd.DataFrame]:
-    """Per kind, one row per (declaration, non-empty key): its lodgement time and the declaration's outcome.
+def _entity_pairs(frame: pd.DataFrame, spec: EntitySpec) -> dict[str, pd.DataFrame]:
+    """Per kind, one row per (filing, non-empty key): its time and the filing's outcome.
 
-    Outcomes are per declaration (an inspection opens the consignment, not one item), as serving
+    Outcomes are per filing (an inspection opens the consignment, not one item), as serving
     will record them.
     """
     import pandas as pd  # type: ignore[import-untyped]  # no pandas-stubs in the venv
 
-    keys = _item_keys(frame)
-    declaration_id = frame["declaration_id"].astype(str).to_numpy()
-    decl = _declaration_outcomes(frame)
-    decl.index = decl.index.astype(str)
-    outcome = decl.reindex(declaration_id)
+    keys = spec.keys(frame)
+    unit = frame[spec.unit_column].astype(str).to_numpy()
+    outcomes = _unit_outcomes(frame, spec)
+    outcomes.index = outcomes.index.astype(str)
+    outcome = outcomes.reindex(unit)
     base = pd.DataFrame(
         {
-            "declaration_id": declaration_id,
-            "lodgement_time": frame["lodgement_time"].reset_index(drop=True),
+            "unit": unit,
+            "time": frame[spec.time_column].reset_index(drop=True),
             "inspected": outcome["inspected"].to_numpy(dtype=bool),
             "finding": outcome["finding"].to_numpy(dtype=bool),
         }
     )
     out: dict[str, pd.DataFrame] = {}
-    for kind in ENTITY_KINDS:
+    for kind in spec.kinds:
         rows = base.assign(key=keys[kind])
         rows = rows[rows["key"] != ""]
-        out[kind] = rows.drop_duplicates(["declaration_id", "key"]).reset_index(drop=True)
+        out[kind] = rows.drop_duplicates(["unit", "key"]).reset_index(drop=True)
     return out
+
+
+DECLARATION_ENTITIES = EntitySpec(ENTITY_KINDS, "declaration_id", "lodgement_time", _item_keys)

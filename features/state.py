@@ -77,12 +77,12 @@ class FeatureState:
 
         def bands(groups: dict[str, list[float]]) -> dict[str, UnitValueBand]:
             return {
-                key: _band(np.asarray(vals), min_scale)
+                key: robust_band(np.asarray(vals), min_scale)
                 for key, vals in sorted(groups.items())
                 if len(vals) >= min_count
             }
 
-        global_band = _band(log_vpk, min_scale) if log_vpk.size >= 1 else None
+        global_band = robust_band(log_vpk, min_scale) if log_vpk.size >= 1 else None
         return cls(bands(by_hs6), bands(by_hs4), global_band, min_count=min_count, min_scale=min_scale)
 
     def to_dict(self) -> dict[str, Any]:
@@ -128,7 +128,8 @@ class FeatureState:
         return f"FeatureState(hs6={len(self.hs6)} bands, hs4={len(self.hs4)} bands, global={self.global_band}, {known})"
 
 
-def _band(values: np.ndarray, min_scale: float) -> UnitValueBand:
+def robust_band(values: np.ndarray, min_scale: float = 0.05) -> UnitValueBand:
+    """Median and MAD-based scale (floored at min_scale) of a non-empty array."""
     median = float(np.median(values))
     mad = float(np.median(np.abs(values - median))) * _MAD_TO_SIGMA
     if not mad > 0:  # many identical values: fall back to the standard deviation

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -73,6 +73,28 @@ HISTORY_COLUMNS: tuple[HistoryColumn, ...] = (
 )
 COLUMNS_BY_NAME = {c.name: c for c in HISTORY_COLUMNS}
 
+RowCheck = tuple[np.ndarray, str, str]  # (bad rows, column, message)
+
+
+@dataclass(frozen=True)
+class HistorySchema:
+    """A canonical history: its columns, the time column rows are ordered by, the unit a row belongs
+    to (a declaration, a cargo report) and the row within it, and the checks only this schema has.
+    """
+
+    name: str
+    columns: tuple[HistoryColumn, ...]
+    time_column: str
+    unit_column: str  # rows of one unit share its outcome history (entity history counts units)
+    row_column: str  # unique within a unit
+    checks: Callable[[pd.DataFrame], Sequence[RowCheck]] = field(default=lambda frame: ())
+    derive: Callable[[pd.DataFrame], pd.DataFrame] = field(default=lambda frame: frame)
+    by_name: Mapping[str, HistoryColumn] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "by_name", {c.name: c for c in self.columns})
+
+
 # Errors listed per column before "and N more": one bad export repeats the same mistake.
 _SHOWN_PER_COLUMN = 3
 _TRUE = frozenset({"1", "true", "t", "yes", "y"})
@@ -101,18 +123,23 @@ class HistoryError(ValueError):
         super().__init__("\n".join(str(p) for p in self.problems))
 
 
-def read_history(path: Path, mapping: HistoryMapping | None = None) -> pd.DataFrame:
+def read_history(
+    path: Path, mapping: HistoryMapping | None = None, schema: HistorySchema | None = None
+) -> pd.DataFrame:
     """The file's rows in the canonical schema, typed; CSV or Parquet (by suffix).
 
     Line numbers in errors are CSV lines (the header is line 1) or Parquet row numbers + 1.
     Raises HistoryError listing every problem found, before anything is trained.
     """
+    schema = schema or DECLARATION_SCHEMA
     raw = _read_raw(path)
     source = str(path)
     try:
         if mapping is not None:
+            if schema is not DECLARATION_SCHEMA:
+                raise HistoryError([HistoryProblem(source, 0, "", "mapping files adapt declaration histories only")])
             raw = mapping.apply(raw, source)
-        return _to_canonical(raw, source)
+        return _to_canonical(raw, source, schema)
     except HistoryError as err:
         if path.suffix.lower() == ".parquet":
             raise
@@ -140,30 +167,34 @@ def _physical_lines(path: Path, problems: Sequence[HistoryProblem]) -> list[Hist
     return [HistoryProblem(p.file, starts.get(p.line, p.line), p.column, p.message) for p in problems]
 
 
-def read_histories(paths: Iterable[Path], mapping: HistoryMapping | None = None) -> pd.DataFrame:
+def read_histories(
+    paths: Iterable[Path], mapping: HistoryMapping | None = None, schema: HistorySchema | None = None
+) -> pd.DataFrame:
     """Several files read as one history, in the order given; each must start no earlier than the last ended."""
     import pandas as pd  # type: ignore[import-untyped]  # no pandas-stubs in the venv
 
+    schema = schema or DECLARATION_SCHEMA
+    time_column = schema.time_column
     frames: list[pd.DataFrame] = []
     previous: tuple[str, pd.Timestamp] | None = None
     for path in paths:
-        frame = read_history(path, mapping)
+        frame = read_history(path, mapping, schema)
         if frame.empty:
             continue
-        first = frame["lodgement_time"].iloc[0]
+        first = frame[time_column].iloc[0]
         if previous is not None and first < previous[1]:
             raise HistoryError(
                 [
                     HistoryProblem(
                         str(path),
                         2,
-                        "lodgement_time",
+                        time_column,
                         f"starts at {first.isoformat()}, before {previous[0]} ends ({previous[1].isoformat()}); "
                         "give the files in time order",
                     )
                 ]
             )
-        previous = (str(path), frame["lodgement_time"].iloc[-1])
+        previous = (str(path), frame[time_column].iloc[-1])
         frames.append(frame)
     if not frames:
         raise HistoryError([HistoryProblem(", ".join(str(p) for p in paths), 0, "", "no rows")])
@@ -195,13 +226,14 @@ def schema_markdown() -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_history(frame: pd.DataFrame, path: Path) -> int:
+def write_history(frame: pd.DataFrame, path: Path, schema: HistorySchema | None = None) -> int:
     """Writes the frame's canonical columns (those it has, in schema order) as CSV or Parquet; returns rows.
 
     What it writes, read_history reads back to the same values.
     """
-    columns = [c.name for c in HISTORY_COLUMNS if c.name in frame.columns]
-    missing = [c.name for c in HISTORY_COLUMNS if c.required and c.name not in frame.columns]
+    schema = schema or DECLARATION_SCHEMA
+    columns = [c.name for c in schema.columns if c.name in frame.columns]
+    missing = [c.name for c in schema.columns if c.required and c.name not in frame.columns]
     if missing:
         raise ValueError(f"the frame lacks required history columns: {', '.join(missing)}")
     out = frame[columns]
@@ -250,11 +282,11 @@ def _read_raw(path: Path) -> pd.DataFrame:
     raise HistoryError([HistoryProblem(str(path), 0, "", "unknown format: use .csv or .parquet")])
 
 
-def _to_canonical(raw: pd.DataFrame, source: str) -> pd.DataFrame:
+def _to_canonical(raw: pd.DataFrame, source: str, schema: HistorySchema) -> pd.DataFrame:
     import pandas as pd  # type: ignore[import-untyped]  # no pandas-stubs in the venv
 
     problems: list[HistoryProblem] = []
-    missing = [c.name for c in HISTORY_COLUMNS if c.required and c.name not in raw.columns]
+    missing = [c.name for c in schema.columns if c.required and c.name not in raw.columns]
     for name in missing:
         problems.append(HistoryProblem(source, 0, name, "required column is missing"))
     if problems:
@@ -262,14 +294,14 @@ def _to_canonical(raw: pd.DataFrame, source: str) -> pd.DataFrame:
     lines = np.arange(2, len(raw) + 2)  # the header is line 1
     out: dict[str, object] = {}
     blanks: dict[str, np.ndarray] = {}
-    for column in HISTORY_COLUMNS:
+    for column in schema.columns:
         if column.name not in raw.columns:
             out[column.name] = _filled(column, len(raw))
             continue
         text = raw[column.name].astype(str).str.strip()
         values, bad = PARSERS[column.kind](text)
         blank = blanks[column.name] = (text == "").to_numpy()
-        if column.required or column.kind == "time":
+        if column.required:
             bad = bad | blank
         elif column.default is not None:
             values = _with_default(values, blank, column)
@@ -277,10 +309,10 @@ def _to_canonical(raw: pd.DataFrame, source: str) -> pd.DataFrame:
         out[column.name] = values
     frame = pd.DataFrame(out)
     if not problems:
-        _check_rows(frame, blanks, source, lines, problems)
+        _check_rows(frame, blanks, source, lines, problems, schema)
     if problems:
         raise HistoryError(problems)
-    return _derive(frame)
+    return schema.derive(frame)
 
 
 def _filled(column: HistoryColumn, n: int) -> np.ndarray:
@@ -288,6 +320,8 @@ def _filled(column: HistoryColumn, n: int) -> np.ndarray:
         return np.full(n, column.default, dtype=object)
     if column.kind == "flag":
         return np.full(n, bool(column.default))
+    if column.kind == "time":
+        return np.full(n, np.datetime64("NaT"), dtype="datetime64[ns]")
     return np.full(n, column.default, dtype=np.int64 if column.kind == "integer" else np.float64)
 
 
@@ -389,8 +423,10 @@ def _check_rows(
     source: str,
     lines: np.ndarray,
     problems: list[HistoryProblem],
+    schema: HistorySchema,
 ) -> None:
-    times = frame["lodgement_time"].to_numpy()
+    time_column = schema.time_column
+    times = frame[time_column].to_numpy()
     if len(times) > 1:
         back = np.flatnonzero(times[1:] < times[:-1])
         if back.size:
@@ -399,20 +435,44 @@ def _check_rows(
                 HistoryProblem(
                     source,
                     int(lines[i]),
-                    "lodgement_time",
-                    f"dates out of order: {frame['lodgement_time'].iloc[i].isoformat()} comes after "
-                    f"{frame['lodgement_time'].iloc[i - 1].isoformat()} (line {int(lines[i - 1])}); "
-                    "a history must be in lodgement order",
+                    time_column,
+                    f"dates out of order: {frame[time_column].iloc[i].isoformat()} comes after "
+                    f"{frame[time_column].iloc[i - 1].isoformat()} (line {int(lines[i - 1])}); "
+                    f"a history must be in {time_column.removesuffix('_time')} order",
                 )
             )
     inspected = frame["inspected"].to_numpy()
     finding_blank = blanks.get("finding", np.ones(len(frame), dtype=bool))
+    checks: list[RowCheck] = [
+        (frame["revenue_recovered"].to_numpy() < 0, "revenue_recovered", "must not be negative"),
+        *schema.checks(frame),
+        (inspected & finding_blank, "finding", "an inspected row needs its finding (1 or 0)"),
+        (~inspected & frame["finding"].to_numpy(), "finding", "a finding on a row not inspected"),
+        (~inspected & frame["random_control"].to_numpy(), "random_control", "a random control that was not inspected"),
+    ]
+    for bad, column, message in checks:
+        for i in np.flatnonzero(bad)[:_SHOWN_PER_COLUMN]:
+            problems.append(HistoryProblem(source, int(lines[i]), column, message))
+    unit, row = schema.unit_column, schema.row_column
+    duplicated = frame.duplicated([unit, row]).to_numpy()
+    for i in np.flatnonzero(duplicated)[:_SHOWN_PER_COLUMN]:
+        problems.append(
+            HistoryProblem(
+                source,
+                int(lines[i]),
+                row,
+                f"{unit.removesuffix('_id').replace('_', ' ')} {frame[unit].iloc[i]} "
+                f"{row.removesuffix('_number').replace('_', ' ')} {frame[row].iloc[i]} appears twice",
+            )
+        )
+
+
+def _declaration_checks(frame: pd.DataFrame) -> list[RowCheck]:
     hs = frame["hs_code"].astype(str)
     origin = frame["origin_country"].astype(str)
     export = frame["export_country"].astype(str)
-    checks = (
+    return [
         (frame["customs_value"].to_numpy() < 0, "customs_value", "must not be negative"),
-        (frame["revenue_recovered"].to_numpy() < 0, "revenue_recovered", "must not be negative"),
         (~hs.str.fullmatch(r"\d{6,10}").to_numpy(), "hs_code", "must be 6 to 10 digits"),
         (~origin.str.fullmatch(r"[A-Z]{2}").to_numpy(), "origin_country", "must be an ISO 3166 alpha-2 code"),
         (
@@ -420,30 +480,10 @@ def _check_rows(
             "export_country",
             "must be an ISO 3166 alpha-2 code or empty",
         ),
-        (inspected & finding_blank, "finding", "an inspected row needs its finding (1 or 0)"),
-        (~frame["inspected"].to_numpy() & frame["finding"].to_numpy(), "finding", "a finding on a row not inspected"),
-        (
-            ~frame["inspected"].to_numpy() & frame["random_control"].to_numpy(),
-            "random_control",
-            "a random control that was not inspected",
-        ),
-    )
-    for bad, column, message in checks:
-        for i in np.flatnonzero(bad)[:_SHOWN_PER_COLUMN]:
-            problems.append(HistoryProblem(source, int(lines[i]), column, message))
-    duplicated = frame.duplicated(["declaration_id", "item_number"]).to_numpy()
-    for i in np.flatnonzero(duplicated)[:_SHOWN_PER_COLUMN]:
-        problems.append(
-            HistoryProblem(
-                source,
-                int(lines[i]),
-                "item_number",
-                f"declaration {frame['declaration_id'].iloc[i]} item {frame['item_number'].iloc[i]} appears twice",
-            )
-        )
+    ]
 
 
-def _derive(frame: pd.DataFrame) -> pd.DataFrame:
+def _derive_declarations(frame: pd.DataFrame) -> pd.DataFrame:
     """Fills the columns the schema derives: item_count by declaration, duties from the duty rate."""
     if (frame["item_count"] == 0).any():
         counts = frame.groupby("declaration_id", sort=False)["item_number"].transform("size")
@@ -452,6 +492,17 @@ def _derive(frame: pd.DataFrame) -> pd.DataFrame:
     from_rate = frame["customs_value"].to_numpy() * frame["tax_rate_percent"].to_numpy() / 100.0
     frame["duties_and_taxes"] = np.where(np.isnan(duties), from_rate, duties)
     return frame
+
+
+DECLARATION_SCHEMA = HistorySchema(
+    "declaration",
+    HISTORY_COLUMNS,
+    time_column="lodgement_time",
+    unit_column="declaration_id",
+    row_column="item_number",
+    checks=_declaration_checks,
+    derive=_derive_declarations,
+)
 
 
 if __name__ == "__main__":
