@@ -8,7 +8,7 @@ from typing import Any
 import lightgbm as lgb
 import numpy as np
 
-from features import CATEGORICAL_FEATURES, FEATURE_NAMES
+from features.kinds import DECLARATION, FeatureKind
 
 DEFAULT_PARAMS: Mapping[str, Any] = {
     "objective": "binary",
@@ -43,8 +43,9 @@ def fit_booster(
     num_boost_round: int,
     early_stopping_rounds: int,
     on_round: Callable[[int, int], None] | None = None,
+    kind: FeatureKind = DECLARATION,
 ) -> lgb.Booster:
-    """Binary LightGBM on FEATURE_NAMES with native categoricals, early-stopped on the validation rows.
+    """Binary LightGBM on the kind's features with native categoricals, early-stopped on the validation rows.
 
     Returns a booster holding only the trees up to the best iteration, so the in-memory model
     and the one saved to the registry are the same model. `on_round(done, most)` hears each round.
@@ -53,8 +54,8 @@ def fit_booster(
     dtrain = lgb.Dataset(
         x_train,
         label=y_train,
-        feature_name=list(FEATURE_NAMES),
-        categorical_feature=list(CATEGORICAL_FEATURES),
+        feature_name=list(kind.feature_names),
+        categorical_feature=list(kind.categorical),
         params=dataset_params,
         free_raw_data=False,
     )

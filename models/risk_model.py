@@ -10,7 +10,7 @@ from typing import Any
 import lightgbm as lgb
 import numpy as np
 
-from features import FeatureState
+from features.kinds import DECLARATION, FeatureKind, feature_kind
 from models.calibration import Calibrator
 from models.fast_predict import SingleRowPredictor
 
@@ -32,9 +32,10 @@ class RiskModel:
         self,
         booster: lgb.Booster,
         calibrator: Calibrator,
-        feature_state: FeatureState,
+        feature_state: Any,
         feature_names: Sequence[str],
         *,
+        kind: FeatureKind = DECLARATION,
         name: str = "",
         version: str | None = None,
         metrics: Mapping[str, float] | None = None,
@@ -42,7 +43,8 @@ class RiskModel:
     ) -> None:
         self.booster = booster
         self.calibrator = calibrator
-        self.feature_state = feature_state
+        self.feature_state = feature_state  # the kind's: FeatureState or ContainerFeatureState
+        self.kind = kind
         self.feature_names: tuple[str, ...] = tuple(feature_names)
         self.name = name
         self.version = version
@@ -94,6 +96,7 @@ class RiskModel:
         """The JSON document stored next to the booster."""
         return {
             "format_version": ARTIFACT_FORMAT_VERSION,
+            "kind": self.kind.name,
             "name": self.name,
             "feature_names": list(self.feature_names),
             "calibrator": self.calibrator.to_dict(),
@@ -109,11 +112,16 @@ class RiskModel:
     def from_artifact(cls, booster: lgb.Booster, data: Mapping[str, Any], *, version: str | None = None) -> RiskModel:
         if data.get("format_version") != ARTIFACT_FORMAT_VERSION:
             raise ModelSchemaError(f"unsupported model artifact format {data.get('format_version')!r}")
+        try:
+            kind = feature_kind(str(data.get("kind", "declaration")))  # artifacts before cargo have no kind
+        except ValueError as err:
+            raise ModelSchemaError(str(err)) from None
         return cls(
             booster,
             Calibrator.from_dict(data["calibrator"]),
-            FeatureState.from_dict(data["feature_state"]),
+            kind.state_from_dict(data["feature_state"]),
             data["feature_names"],
+            kind=kind,
             name=str(data.get("name", "")),
             version=version,
             metrics={k: float(v) for k, v in data.get("metrics", {}).items()},
@@ -122,7 +130,8 @@ class RiskModel:
 
     def __repr__(self) -> str:
         return (
-            f"RiskModel(name={self.name!r}, version={self.version!r}, features={len(self.feature_names)}, "
+            f"RiskModel(kind={self.kind.name}, name={self.name!r}, version={self.version!r}, "
+            f"features={len(self.feature_names)}, "
             f"trees={self.booster.num_trees()}, {self.calibrator!r})"
         )
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import features
+from features.cargo import CONTAINER_FEATURE_NAMES
 from risk_service.domain.assessment import Assessment, Channel
 from risk_service.domain.cargo.rules import CARGO_SUBJECT, DEFAULT_CARGO_RULES_PATH
 from risk_service.domain.cargo.screening import CargoPolicy, CargoScreener
@@ -19,7 +20,7 @@ from risk_service.domain.cargo.validation import CargoLimits
 from risk_service.domain.consistency import ConsistencyConfig
 from risk_service.domain.cross_check import CrossCheck
 from risk_service.domain.declaration import TransportMode
-from risk_service.domain.entity_history import EntityHistory
+from risk_service.domain.entity_history import ContainerEntities, EntityHistory
 from risk_service.domain.model_handle import ModelHandle, ModelSource, ScoringModel
 from risk_service.domain.permits.cache import PermitCache
 from risk_service.domain.permits.checks import PermitCheckConfig, flag_refusals
@@ -45,10 +46,13 @@ log = logging.getLogger(__name__)
 class RegistryModelSource:
     """The MLflow registry: the serving alias names the version; loading checks the feature schema."""
 
-    def __init__(self, tracking_uri: str, name: str, alias: str) -> None:
+    def __init__(
+        self, tracking_uri: str, name: str, alias: str, feature_names: Sequence[str] = features.FEATURE_NAMES
+    ) -> None:
         self.name = name
         self._tracking_uri = tracking_uri
         self._alias = alias
+        self._feature_names = tuple(feature_names)  # a declaration or a container model
 
     def resolve(self) -> str | None:
         from models import registry
@@ -58,8 +62,8 @@ class RegistryModelSource:
     def load(self, version: str) -> ScoringModel:
         from models import registry
 
-        model = registry.load_version(self._tracking_uri, self.name, version)
-        model.check_schema(features.FEATURE_NAMES)
+        model = registry.load_version(self._tracking_uri, self.name, version, expected_feature_names=None)
+        model.check_schema(self._feature_names)
         return model  # type: ignore[no-any-return]
 
 
@@ -78,6 +82,7 @@ class App:
     cargo_store: SqlCargoStore
     cargo_rules: RuleSetHolder
     cargo: CargoScoringService
+    cargo_models: ModelHandle
 
     def reload(self) -> None:
         """Picks up edited rule and controlled goods files and permits changed by other processes."""
@@ -133,7 +138,9 @@ def permit_check_config(settings: Settings) -> PermitCheckConfig:
     )
 
 
-def build_app(settings: Settings, model_source: ModelSource | None = None) -> App:
+def build_app(
+    settings: Settings, model_source: ModelSource | None = None, cargo_model_source: ModelSource | None = None
+) -> App:
     """Migrates the database, loads rules and the champion model (if any) and wires the service."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     url = settings.resolved_database_url
@@ -188,7 +195,7 @@ def build_app(settings: Settings, model_source: ModelSource | None = None) -> Ap
         permits=permit_screen,
         top_contributions=settings.policy.top_contributions,
     )
-    cargo_store, cargo_rules, cargo_screener = build_cargo(settings, url)
+    cargo_store, cargo_rules, cargo_screener = build_cargo(settings, url, cargo_model_source)
     cross_checks = (
         CrossCheck(
             consistency_config(settings),
@@ -232,6 +239,7 @@ def build_app(settings: Settings, model_source: ModelSource | None = None) -> Ap
         cargo_store,
         cargo_rules,
         cargo,
+        cargo_screener.models,
     )
     app.publish_versions()
     return app
@@ -254,14 +262,30 @@ def cargo_policy_from_settings(settings: Settings) -> CargoPolicy:
     )
 
 
-def build_cargo(settings: Settings, url: str) -> tuple[SqlCargoStore, RuleSetHolder, CargoScreener]:
-    """The cargo report store, the cargo rule set (hot-reloaded like the declaration rules) and its screener."""
+def build_cargo(
+    settings: Settings, url: str, model_source: ModelSource | None = None
+) -> tuple[SqlCargoStore, RuleSetHolder, CargoScreener]:
+    """The cargo report store, the cargo rule set (hot-reloaded like the declaration rules), the
+    container model (its own registered name and alias; rules alone without it) and the screener."""
     rules = RuleSetHolder(settings.cargo.rules_path or DEFAULT_CARGO_RULES_PATH, (), subject=CARGO_SUBJECT)
     unknown = set(settings.cargo.do_not_load_rules) - {r.id for r in rules.current.rules}
     if unknown:  # a typo here would silently never hold anything back
         log.warning("cargo.do_not_load_rules names rules the cargo rule set lacks: %s", ", ".join(sorted(unknown)))
     store = SqlCargoStore(url, sqlite_synchronous=settings.sqlite_synchronous)
-    return store, rules, CargoScreener(rules, cargo_policy_from_settings(settings))
+    source = model_source or RegistryModelSource(
+        settings.resolved_tracking_uri, settings.cargo.model_name, settings.cargo.model_alias, CONTAINER_FEATURE_NAMES
+    )
+    models = ModelHandle(source)
+    if not models.refresh() and models.current is None:
+        log.warning("no container model in service (%s); cargo scored with rules alone", models.last_error)
+    screener = CargoScreener(
+        rules,
+        cargo_policy_from_settings(settings),
+        models=models,
+        entities=ContainerEntities(store.entity_history()),
+        top_contributions=settings.policy.top_contributions,
+    )
+    return store, rules, screener
 
 
 def cargo_limits(settings: Settings) -> CargoLimits:
@@ -283,16 +307,26 @@ def consistency_config(settings: Settings) -> ConsistencyConfig:
     )
 
 
-def ensure_demo_model(settings: Settings) -> str:
-    """Trains and registers a demo champion on synthetic history unless the alias names one with current features."""
+def ensure_demo_model(settings: Settings) -> tuple[str, str]:
+    """Trains and registers demo champions (declarations, containers) on synthetic history unless
+    their aliases name versions with current features; returns both versions."""
     from training.demo import ensure_demo_champion
 
-    return ensure_demo_champion(
+    artifacts = (settings.data_dir / "mlartifacts").resolve().as_uri()
+    declaration = ensure_demo_champion(
         tracking_uri=settings.resolved_tracking_uri,
-        artifact_location=(settings.data_dir / "mlartifacts").resolve().as_uri(),
+        artifact_location=artifacts,
         model_name=settings.model.name,
         alias=settings.model.alias,
     )
+    container = ensure_demo_champion(
+        tracking_uri=settings.resolved_tracking_uri,
+        artifact_location=artifacts,
+        model_name=settings.cargo.model_name,
+        alias=settings.cargo.model_alias,
+        kind="container",
+    )
+    return declaration, container
 
 
 async def serve(
@@ -342,6 +376,7 @@ async def _reload_until(stop: asyncio.Event, app: App, running: RunningServer, i
         try:
             await asyncio.to_thread(app.reload)
             await asyncio.to_thread(app.models.refresh)
+            await asyncio.to_thread(app.cargo_models.refresh)
             # Both writers must run: a dead cargo writer would fail every cargo call.
             store_ok = await asyncio.to_thread(app.store.ping) and await asyncio.to_thread(app.cargo_store.ping)
             await running.set_ready(store_ok)

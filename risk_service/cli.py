@@ -123,7 +123,8 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--until", type=_day, help="end of the last window, exclusive (default: all rows)")
     train.add_argument("--tune", type=int, default=0, metavar="N", help="random search of N settings on validation")
     train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--model-name", help="registered model name (default from settings)")
+    train.add_argument("--model-name", help="registered model name (default from settings, per --kind)")
+    _kind_arg(train)
     train.add_argument("--experiment", default="risk-training", help="MLflow experiment")
     train.add_argument("--no-register", action="store_true", help="train and report only; log nothing to MLflow")
     train.set_defaults(run=_train)
@@ -135,14 +136,22 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--from", dest="start", type=_day, help="first day to evaluate")
     evaluate.add_argument("--until", type=_day, help="end day, exclusive")
     evaluate.add_argument("--no-log", action="store_true", help="print only; log no MLflow run")
+    _kind_arg(evaluate, "whose model a bare @ALIAS or VERSION names; the history is read as the model's kind")
     evaluate.set_defaults(run=_evaluate)
 
     data = sub.add_parser("data", help="history data tools").add_subparsers(title="data commands")
     generate = data.add_parser(
-        "generate", help="write seeded synthetic history (canonical schema) with planted fraud, drift and label bias"
+        "generate",
+        help="write seeded synthetic history with planted fraud, drift and label bias: declarations, "
+        "cargo reports (canonical cargo history) and the permits the declarations cite",
     )
-    generate.add_argument("out", type=Path, help="the file to write, .csv or .parquet")
+    generate.add_argument("out", type=Path, help="the declaration history to write, .csv or .parquet")
+    generate.add_argument("--cargo", type=Path, help="the cargo history to write (default: OUT's name + '-cargo')")
+    generate.add_argument(
+        "--permits", type=Path, help="the permit file to write, JSON lines (default: OUT's name + '-permits.jsonl')"
+    )
     generate.add_argument("--declarations", type=int, default=20_000)
+    generate.add_argument("--reports", type=int, help="cargo reports (default: a quarter of --declarations)")
     generate.add_argument("--seed", type=int, default=0)
     generate.add_argument("--start", type=_day, default="2025-01-01", help="first day (default 2025-01-01)")
     generate.add_argument("--days", type=int, default=365)
@@ -170,38 +179,77 @@ def _parser() -> argparse.ArgumentParser:
         "--rate", type=float, help="target inspection rate (default RISK_MODEL__TARGET_INSPECTION_RATE)"
     )
     promote.add_argument("--margin", type=float, help="required precision gain (default from settings)")
+    _kind_arg(promote)
     promote.set_defaults(run=_promote)
 
     rollback = sub.add_parser("rollback", help="point the champion alias back to the previous champion")
     rollback.add_argument("--to", help="a version to roll back to (default: the champion before the current one)")
     rollback.add_argument("--model-name", help="registered model name (default from settings)")
+    _kind_arg(rollback)
     rollback.set_defaults(run=_rollback)
     return parser
 
 
+def _kind_arg(parser: argparse.ArgumentParser, what: str = "") -> None:
+    parser.add_argument(
+        "--kind",
+        choices=("declaration", "container"),
+        default="declaration",
+        help="declaration goods items (canonical history) or cargo containers (canonical cargo history)"
+        + (f"; {what}" if what else ""),
+    )
+
+
+def _model_of(args: argparse.Namespace, settings: Any) -> tuple[str, str]:
+    """(registered name, serving alias) of the kind's model; --model-name overrides the name."""
+    if args.kind == "container":
+        return args.model_name or settings.cargo.model_name, settings.cargo.model_alias
+    return args.model_name or settings.model.name, settings.model.alias
+
+
 def _data_generate(args: argparse.Namespace, settings: Any) -> int:
+    from risk_service.synthetic_permits import generate_permits, write_permits
+    from training.cargo_history import CARGO_SCHEMA
     from training.history import write_history
     from training.synthetic import generate_history
+    from training.synthetic_cargo import generate_cargo_history
 
-    if not (args.declarations >= 1 and 1 <= args.days <= 36_500 and 0.0 <= args.drift <= 10.0):
-        print("risk: need --declarations >= 1, --days from 1 to 36500 and --drift from 0 to 10", file=sys.stderr)
+    out: Path = args.out
+    reports = args.reports if args.reports is not None else max(1, args.declarations // 4)
+    if not (args.declarations >= 1 and reports >= 1 and 1 <= args.days <= 36_500 and 0.0 <= args.drift <= 10.0):
+        print(
+            "risk: need --declarations >= 1, --reports >= 1, --days from 1 to 36500 and --drift from 0 to 10",
+            file=sys.stderr,
+        )
         return 2
-    if args.out.suffix.lower() not in (".csv", ".parquet"):
-        print(f"risk: {args.out}: use a .csv or .parquet file name", file=sys.stderr)
+    cargo_out: Path = args.cargo or out.with_name(f"{out.stem}-cargo{out.suffix}")
+    permits_out: Path = args.permits or out.with_name(f"{out.stem}-permits.jsonl")
+    for path in (out, cargo_out):
+        if path.suffix.lower() not in (".csv", ".parquet"):
+            print(f"risk: {path}: use a .csv or .parquet file name", file=sys.stderr)
+            return 2
+    if len({out.resolve(), cargo_out.resolve(), permits_out.resolve()}) < 3:
+        print("risk: the declaration, cargo and permit files must be three different files", file=sys.stderr)
         return 2
     frame = generate_history(args.declarations, seed=args.seed, start=args.start, days=args.days, drift=args.drift)
+    cargo = generate_cargo_history(reports, seed=args.seed, start=args.start, days=args.days, drift=args.drift)
+    permits = generate_permits(frame, seed=args.seed)
     try:
-        rows = write_history(frame, args.out)
+        rows = write_history(frame, out)
+        containers = write_history(cargo, cargo_out, CARGO_SCHEMA)
+        written = write_permits(permits, permits_out)
     except OSError as err:
-        print(f"risk: cannot write {args.out}: {err.strerror or err}", file=sys.stderr)
+        print(f"risk: cannot write {err.filename or out}: {err.strerror or err}", file=sys.stderr)
         return 2
-    inspected = frame["inspected"].astype(bool)
-    print(
-        f"wrote {rows} goods items of {args.declarations} declarations to {args.out}: "
-        f"{inspected.mean():.1%} inspected, findings on {frame['finding'].mean():.2%} of all items "
-        f"({frame.loc[inspected, 'finding'].mean():.1%} of inspected), "
-        f"{frame['random_control'].mean():.1%} random controls"
-    )
+    for what, f in (("goods items", frame), ("containers", cargo)):
+        inspected = f["inspected"].astype(bool)
+        print(
+            f"{what}: {f['inspected'].mean():.1%} inspected, findings on {f['finding'].mean():.2%} of all "
+            f"({f.loc[inspected, 'finding'].mean():.1%} of inspected), {f['random_control'].mean():.1%} random controls"
+        )
+    print(f"wrote {rows} goods items of {args.declarations} declarations to {out}")
+    print(f"wrote {containers} containers of {reports} cargo reports to {cargo_out}")
+    print(f"wrote {written} permits to {permits_out} (feed them with: risk permits import {permits_out})")
     return 0
 
 
@@ -235,7 +283,7 @@ def _promote(args: argparse.Namespace, settings: Any) -> int:
     from training.promotion import PromotionRefused, promote
     from training.run import EvaluationWindow
 
-    name = args.model_name or settings.model.name
+    name, alias = _model_of(args, settings)
     rate = args.rate if args.rate is not None else settings.model.target_inspection_rate
     margin = args.margin if args.margin is not None else settings.model.promotion_margin
     if not 0.0 < rate <= 1.0 or not 0.0 <= margin <= 1.0:
@@ -246,10 +294,12 @@ def _promote(args: argparse.Namespace, settings: Any) -> int:
             tracking_uri=settings.resolved_tracking_uri,
             model_name=name,
             candidate=args.version,
-            window=EvaluationWindow(tuple(args.history), args.start, args.until, _mapping_arg(args.mapping)),
+            window=EvaluationWindow(
+                tuple(args.history), args.start, args.until, _mapping_arg(args.mapping), kind=args.kind
+            ),
             rate=rate,
             margin=margin,
-            alias=settings.model.alias,
+            alias=alias,
         )
     except PromotionRefused as err:
         print(f"risk: {err}", file=sys.stderr)
@@ -258,7 +308,7 @@ def _promote(args: argparse.Namespace, settings: Any) -> int:
         return _report_training_error(err)
     _print_evaluation(f"candidate {name} version {decision.candidate}", decision.candidate_evaluation)
     if decision.champion_evaluation is not None:
-        _print_evaluation(f"{settings.model.alias} {name} version {decision.champion}", decision.champion_evaluation)
+        _print_evaluation(f"{alias} {name} version {decision.champion}", decision.champion_evaluation)
     verdict = "promoted" if decision.promoted else "not promoted"
     print(f"{verdict}: {decision.reason} (recorded in run {decision.run_id})")
     return 0 if decision.promoted else 1
@@ -267,15 +317,15 @@ def _promote(args: argparse.Namespace, settings: Any) -> int:
 def _rollback(args: argparse.Namespace, settings: Any) -> int:
     from training.promotion import PromotionRefused, rollback
 
-    name = args.model_name or settings.model.name
+    name, alias = _model_of(args, settings)
     try:
         before, after = rollback(
-            tracking_uri=settings.resolved_tracking_uri, model_name=name, to=args.to, alias=settings.model.alias
+            tracking_uri=settings.resolved_tracking_uri, model_name=name, to=args.to, alias=alias, kind=args.kind
         )
     except PromotionRefused as err:
         print(f"risk: {err}", file=sys.stderr)
         return 2
-    print(f"{name}@{settings.model.alias}: version {before} -> {after}")
+    print(f"{name}@{alias}: version {before} -> {after}")
     return 0
 
 
@@ -341,8 +391,9 @@ def _train(args: argparse.Namespace, settings: Any) -> int:
         until=args.until,
         seed=args.seed,
         tune_trials=args.tune,
+        kind=args.kind,
     )
-    name = args.model_name or settings.model.name
+    name, _ = _model_of(args, settings)
     bars: dict[str, Any] = {}
 
     def progress(stage: str, done: int, total: int) -> None:
@@ -383,13 +434,14 @@ def _evaluate(args: argparse.Namespace, settings: Any) -> int:
 
     uri = settings.resolved_tracking_uri
     name, _, rest = args.model.rpartition("@") if "@" in args.model else args.model.rpartition("/")
-    name = name or settings.model.name
+    name = name or (settings.cargo.model_name if args.kind == "container" else settings.model.name)
     version = registry.resolve_alias(uri, name, rest) if "@" in args.model else rest
     if not version:
         print(f"risk: {name} has no version with alias '{rest}'", file=sys.stderr)
         return 2
     try:
-        model = registry.load_version(uri, name, version)
+        model = registry.load_version(uri, name, version, expected_feature_names=None)
+        model.check_schema(model.kind.feature_names)  # of its own kind: declaration or container
     except ModelSchemaError as err:
         print(f"risk: {name} version {version} cannot score here: {err}", file=sys.stderr)
         return 2
@@ -421,8 +473,7 @@ def _serve(args: argparse.Namespace, settings: Any) -> int:
             print(f"risk: invalid --port: {err}", file=sys.stderr)
             return 2
     if args.demo:
-        version = ensure_demo_model(settings)
-        print(f"champion model {settings.model.name} version {version} is registered", flush=True)
+        _print_demo_champions(settings, ensure_demo_model(settings))
 
     def ready(port: int) -> None:
         print(f"risk service ready on {settings.server.host}:{port}", flush=True)
@@ -742,9 +793,13 @@ def _model_demo(args: argparse.Namespace, settings: Any) -> int:
     from risk_service.bootstrap import ensure_demo_model
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    version = ensure_demo_model(settings)
-    print(f"champion model {settings.model.name} version {version} is registered")
+    _print_demo_champions(settings, ensure_demo_model(settings))
     return 0
+
+
+def _print_demo_champions(settings: Any, versions: tuple[str, str]) -> None:
+    print(f"champion model {settings.model.name} version {versions[0]} is registered", flush=True)
+    print(f"champion container model {settings.cargo.model_name} version {versions[1]} is registered", flush=True)
 
 
 if __name__ == "__main__":

@@ -127,6 +127,8 @@ class CargoSettings(BaseModel):
     """Advance cargo information: how scores and rule hits become pre-loading and on-arrival outcomes."""
 
     rules_path: Path | None = Field(None, description="Cargo rule set YAML; defaults to the shipped cargo rule set.")
+    model_name: str = Field("container-risk", description="Registered name of the container-targeting model.")
+    model_alias: str = Field("champion", description="Alias of the container model version that scores.")
     red_threshold: float = Field(0.65, ge=0, le=1, description="Container risk at or above which it is opened.")
     yellow_threshold: float = Field(0.45, ge=0, le=1, description="Container risk at or above which it is scanned.")
     blue_threshold: float = Field(0.3, ge=0, le=1, description="Container risk at or above which it is noted.")

@@ -6,9 +6,10 @@ import logging
 import time
 from datetime import date
 
-from features import FEATURE_NAMES
+from features.kinds import feature_kind
 from models import registry
 from training.synthetic import generate_history
+from training.synthetic_cargo import generate_cargo_history
 from training.train import train_model
 
 log = logging.getLogger(__name__)
@@ -26,8 +27,12 @@ def ensure_demo_champion(
     alias: str = "champion",
     seed: int = 7,
     n_declarations: int = 20000,
+    kind: str = "declaration",
+    n_reports: int = 6000,
 ) -> str:
     """The version `model_name@alias` names; trains, registers and aliases one first if there is none.
+
+    `kind` "container" trains the container-targeting model on `n_reports` synthetic cargo reports.
 
     Also trains one when the aliased version takes other features than this code builds (an
     upgrade added some): serving would refuse it and score on rules only. The alias then moves to
@@ -36,7 +41,7 @@ def ensure_demo_champion(
     """
     existing = registry.resolve_alias(tracking_uri, model_name, alias)
     if existing is not None:
-        if registry.has_feature_schema(tracking_uri, model_name, existing, FEATURE_NAMES):
+        if registry.has_feature_schema(tracking_uri, model_name, existing, feature_kind(kind).feature_names):
             log.info("%s@%s is version %s; no demo training needed", model_name, alias, existing)
             return existing
         log.warning(
@@ -46,14 +51,21 @@ def ensure_demo_champion(
             existing,
         )
     started = time.perf_counter()
-    log.info("generating %d synthetic declarations (seed %d)", n_declarations, seed)
-    history = generate_history(n_declarations, seed=seed, start=DEMO_START, days=DEMO_DAYS)
-    log.info("training the demo model on %d item rows", len(history))
-    model, metrics = train_model(history, seed=seed, name=model_name)
+    if kind == "container":
+        log.info("generating %d synthetic cargo reports (seed %d)", n_reports, seed)
+        history = generate_cargo_history(n_reports, seed=seed, start=DEMO_START, days=DEMO_DAYS)
+        size = {"n_reports": n_reports}
+    else:
+        log.info("generating %d synthetic declarations (seed %d)", n_declarations, seed)
+        history = generate_history(n_declarations, seed=seed, start=DEMO_START, days=DEMO_DAYS)
+        size = {"n_declarations": n_declarations}
+    log.info("training the demo %s model on %d rows", kind, len(history))
+    model, metrics = train_model(history, seed=seed, name=model_name, kind=feature_kind(kind))
     params = {
         **model.params,
         "data": "synthetic",
-        "n_declarations": n_declarations,
+        "kind": kind,
+        **size,
         "data_seed": seed,
         "start": DEMO_START.isoformat(),
         "days": DEMO_DAYS,

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from features import FEATURE_NAMES
+from features.kinds import feature_kind
 from models import RiskModel, registry
 from models.risk_model import ModelSchemaError
 from training.evaluation import INSPECTION_RATES, Evaluation, rate_label
@@ -41,11 +41,12 @@ class PromotionDecision:
     run_id: str | None = None
 
 
-def _load(tracking_uri: str, model_name: str, version: str, role: str) -> RiskModel:
+def _load(tracking_uri: str, model_name: str, version: str, role: str, kind: str) -> RiskModel:
     from mlflow.exceptions import MlflowException
 
+    expected = feature_kind(kind).feature_names
     try:
-        return registry.load_version(tracking_uri, model_name, version, expected_feature_names=FEATURE_NAMES)
+        return registry.load_version(tracking_uri, model_name, version, expected_feature_names=expected)
     except ModelSchemaError as err:
         raise PromotionRefused(f"{role} {model_name} version {version} does not fit this service: {err}") from None
     except MlflowException as err:
@@ -66,12 +67,13 @@ def promote(
 ) -> PromotionDecision:
     """Moves `alias` to `candidate` if it beats the current holder by `margin` at `rate`; records the decision.
 
-    A candidate whose features differ from the service's is refused before any scoring
-    (PromotionRefused). With no current champion the candidate is promoted on its own figures.
+    A candidate whose features differ from the service's for the window's kind (declaration or
+    container) is refused before any scoring (PromotionRefused). With no current champion the
+    candidate is promoted on its own figures.
     """
     if not 0.0 < rate <= 1.0:
         raise ValueError(f"the target inspection rate must be in (0, 1], not {rate}")
-    model = _load(tracking_uri, model_name, candidate, "candidate")
+    model = _load(tracking_uri, model_name, candidate, "candidate", window.kind)
     champion = registry.resolve_alias(tracking_uri, model_name, alias)
     if window.start is None:
         raise PromotionRefused("give the first day of the judging window (--from): the whole file holds training rows")
@@ -92,7 +94,7 @@ def promote(
     if champion is None:
         promoted, reason = True, f"no {alias} yet; candidate precision at {label} is {new:.4f}"
     else:
-        champion_eval = evaluate_rows(_load(tracking_uri, model_name, champion, alias), rows, rates)
+        champion_eval = evaluate_rows(_load(tracking_uri, model_name, champion, alias, window.kind), rows, rates)
         old = champion_eval.overall.at(rate).precision
         promoted = new > old and new - old >= margin  # strictly better, and by at least the margin
         verdict = "beats" if promoted else "does not beat"
@@ -127,10 +129,12 @@ def promote(
     return PromotionDecision(promoted, str(candidate), champion, reason, rate, candidate_eval, champion_eval, run_id)
 
 
-def rollback(*, tracking_uri: str, model_name: str, to: str | None = None, alias: str = "champion") -> tuple[str, str]:
+def rollback(
+    *, tracking_uri: str, model_name: str, to: str | None = None, alias: str = "champion", kind: str = "declaration"
+) -> tuple[str, str]:
     """Re-points `alias` to the previous champion (or to version `to`); returns (from, to) versions.
 
-    The version rolled back to must still take this service's features.
+    The version rolled back to must still take this service's features of the model's `kind`.
     """
     current = registry.resolve_alias(tracking_uri, model_name, alias)
     if current is None:
@@ -143,7 +147,7 @@ def rollback(*, tracking_uri: str, model_name: str, to: str | None = None, alias
         if not earlier:
             raise PromotionRefused(f"{model_name} has no earlier {alias} recorded to roll back to")
         to = earlier[-1]
-    _load(tracking_uri, model_name, to, "rollback target")
+    _load(tracking_uri, model_name, to, "rollback target", kind)
     registry.set_alias(tracking_uri, model_name, alias, to)
     registry.pop_champion(tracking_uri, model_name, to)
     _record(

@@ -8,6 +8,7 @@ validation window only; the test window is scored once, at the end, and never st
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import itertools
 import json
@@ -22,14 +23,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from features import build_feature_matrix, columns_from_frame
+from features.kinds import FeatureKind, feature_kind
 from models import RiskModel, registry
 from models.booster import DEFAULT_PARAMS
 from models.calibration import CalibrationMethod
 from training import plots
 from training.anomaly import anomaly_scores, fit_anomaly
+from training.cargo_history import CARGO_SCHEMA
 from training.evaluation import INSPECTION_RATES, Evaluation, evaluate
-from training.history import fingerprint, read_histories
+from training.history import DECLARATION_SCHEMA, HistorySchema, fingerprint, read_histories
 from training.mapping import HistoryMapping, load_mapping
 from training.train import TrainingDataError, inspected_rows, prepare_history, train_on_windows
 
@@ -53,6 +55,17 @@ SEARCH_SPACE: Mapping[str, Sequence[Any]] = {
 SHAP_SAMPLE_ROWS = 500
 
 
+HISTORY_SCHEMAS: Mapping[str, HistorySchema] = {"declaration": DECLARATION_SCHEMA, "container": CARGO_SCHEMA}
+
+
+def read_prepared(
+    paths: Sequence[Path], mapping: HistoryMapping | None, kind: FeatureKind
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Every filing of the histories with its point-in-time entity history, and the labelled rows among them."""
+    history = prepare_history(read_histories(paths, mapping, HISTORY_SCHEMAS[kind.name]), kind)
+    return history, inspected_rows(history)
+
+
 class WindowError(ValueError):
     """Split dates that are out of order, or that leave a window without rows; names the option."""
 
@@ -70,6 +83,7 @@ class TrainingRequest:
     early_stopping_rounds: int = 50
     calibration: CalibrationMethod = "sigmoid"
     params: Mapping[str, Any] = field(default_factory=dict)
+    kind: str = "declaration"  # or "container": cargo history, the container-targeting model
 
 
 @dataclass(frozen=True)
@@ -92,7 +106,7 @@ def utc_day(day: date) -> pd.Timestamp:
 
 
 def split_windows(
-    labelled: pd.DataFrame, request: TrainingRequest
+    labelled: pd.DataFrame, request: TrainingRequest, time_column: str = "lodgement_time"
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame | None]:
     """The train, validation and (optional) test rows; refuses dates out of order or empty windows."""
     order = [("--valid-from", request.valid_from), ("--test-from", request.test_from), ("--until", request.until)]
@@ -100,7 +114,7 @@ def split_windows(
     for (first, a), (second, b) in itertools.pairwise(given):
         if b <= a:
             raise WindowError(f"{second} {b} must come after {first} {a}")
-    times = labelled["lodgement_time"]
+    times = labelled[time_column]
     end = utc_day(request.until) if request.until is not None else None
     in_range = times < end if end is not None else times == times
     train = labelled[times < utc_day(request.valid_from)]
@@ -147,7 +161,7 @@ def code_version() -> str:
 
 
 def _matrix(model: RiskModel, rows: pd.DataFrame) -> np.ndarray:
-    return build_feature_matrix(columns_from_frame(rows), model.feature_state)
+    return model.kind.matrix_of(rows, model.feature_state)
 
 
 def _scores(model: RiskModel, rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
@@ -193,6 +207,7 @@ def _fit(
     return train_on_windows(
         train,
         valid,
+        kind=feature_kind(request.kind),
         seed=request.seed,
         num_boost_round=request.num_boost_round,
         early_stopping_rounds=request.early_stopping_rounds,
@@ -240,17 +255,18 @@ def run_training(
 
     Every problem with the data or the dates is raised (HistoryError, WindowError) before training starts.
     """
+    kind = feature_kind(request.kind)
+    time_column = kind.entities.time_column
     mapping: HistoryMapping | None = load_mapping(request.mapping) if request.mapping is not None else None
-    history = prepare_history(read_histories(request.histories, mapping))
-    labelled = inspected_rows(history)
-    train, valid, test = split_windows(labelled, request)
+    history, labelled = read_prepared(request.histories, mapping, kind)
+    train, valid, test = split_windows(labelled, request, time_column)
     params = tune(train, valid, request, progress) if request.tune_trials > 0 else dict(request.params)
     # The model serves with every outcome up to the end of the data it was given (the test window too).
-    known = labelled if request.until is None else labelled[labelled["lodgement_time"] < utc_day(request.until)]
+    known = labelled if request.until is None else labelled[labelled[time_column] < utc_day(request.until)]
     model, fit_metrics = _fit(train, valid, request, params, model_name, progress, outcomes_from=known)
     validation = evaluate_rows(model, valid)
     tested = evaluate_rows(model, test) if test is not None else None
-    window = history[history["lodgement_time"] < utc_day(request.valid_from)]  # every filing, inspected or not
+    window = history[history[time_column] < utc_day(request.valid_from)]  # every filing, inspected or not
     anomaly = fit_anomaly(_matrix(model, window), seed=request.seed)
     anomaly_validation = evaluate_scores(anomaly_scores(anomaly, _matrix(model, valid)), valid)
     metrics = {f"valid_{k}": v for k, v in validation.metrics().items()}
@@ -269,7 +285,8 @@ def run_training(
         "valid_from": request.valid_from.isoformat(),
         "test_from": request.test_from.isoformat() if request.test_from else "",
         "until": request.until.isoformat() if request.until else "",
-        "train_start": str(train["lodgement_time"].min().date()),
+        "train_start": str(train[time_column].min().date()),
+        "kind": kind.name,
         "mapping": mapping.name if mapping is not None else "",
         "history_files": [p.name for p in request.histories],
         **{f"rows_{k}": v for k, v in rows.items()},
@@ -279,6 +296,7 @@ def run_training(
         "risk.dataset_sha256": fingerprint(request.histories),
         "risk.code_version": code_version(),
         "risk.mapping": mapping.name if mapping is not None else "canonical",
+        "risk.model_kind": kind.name,
     }
     result = TrainingResult(model, validation, tested, rows, logged_params, tags, anomaly=anomaly_validation)
     if tracking_uri is None:
@@ -366,12 +384,14 @@ class EvaluationWindow:
     start: date | None = None
     until: date | None = None
     mapping: Path | None = None
+    kind: str = "declaration"
 
 
 def load_window(window: EvaluationWindow) -> pd.DataFrame:
     mapping = load_mapping(window.mapping) if window.mapping is not None else None
-    labelled = inspected_rows(prepare_history(read_histories(window.histories, mapping)))
-    times = labelled["lodgement_time"]
+    kind = feature_kind(window.kind)
+    _, labelled = read_prepared(window.histories, mapping, kind)
+    times = labelled[kind.entities.time_column]
     keep = np.ones(len(labelled), dtype=bool)
     if window.start is not None:
         keep &= (times >= utc_day(window.start)).to_numpy()
@@ -390,7 +410,11 @@ def run_evaluation(
     experiment: str = "risk-evaluation",
     artifact_location: str | None = None,
 ) -> EvaluationResult:
-    """Scores the window's labelled rows with a model; logs a run with metrics and plots when tracking."""
+    """Scores the window's labelled rows with a model; logs a run with metrics and plots when tracking.
+
+    The window is read as the model's kind of history (declarations or cargo containers).
+    """
+    window = dataclasses.replace(window, kind=model.kind.name)
     labelled = load_window(window)
     histories, start, until = window.histories, window.start, window.until
     evaluation = evaluate_rows(model, labelled)

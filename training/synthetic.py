@@ -65,7 +65,7 @@ _CHAPTERS: dict[int, tuple[str, float, str]] = {
     94: ("furniture and lighting", 1.8, "NAR"),
     95: ("toys and games", 2.1, "NAR"),
 }
-_PERMIT_CHAPTERS = frozenset({30, 93})
+PERMIT_CHAPTERS = frozenset({30, 93})
 _DUTY_RATES = np.array([0.0, 0.03, 0.05, 0.08, 0.13, 0.2])
 _VAT = 0.10
 # Catalogue values are in US dollars; declarations state customs values in the national currency (KRW).
@@ -239,7 +239,7 @@ def generate_history(n_declarations: int, *, seed: int, start: date, days: int, 
     effective = np.where(preference, 0.0, rate)
     value = np.round(value, 2)
     duties = np.round(value * effective + _VAT * value * (1.0 + effective), 2)
-    needs_permit = np.isin(cat.chapter[declared], list(_PERMIT_CHAPTERS))
+    needs_permit = np.isin(cat.chapter[declared], list(PERMIT_CHAPTERS))
     permit_missing = needs_permit & (u[4] < np.where(is_shell, 0.35, 0.01))
     permits = np.where(needs_permit & ~permit_missing, 1 + (rng.random(n) < 0.2), (rng.random(n) < 0.02).astype(int))
     # Permit facts have a random stream of their own: adding them changed a seed's other columns only

@@ -9,16 +9,8 @@ from typing import Any
 import numpy as np
 import pandas as pd  # type: ignore[import-untyped]  # no pandas-stubs in the venv
 
-from features import (
-    ENTITY_COLUMNS,
-    FEATURE_NAMES,
-    EntityOutcomes,
-    FeatureState,
-    OutcomePrior,
-    add_entity_history,
-    build_feature_matrix,
-    columns_from_frame,
-)
+from features import EntityOutcomes, OutcomePrior, add_entity_history
+from features.kinds import DECLARATION, FeatureKind
 from models import RiskModel
 from models.booster import DEFAULT_PARAMS, fit_booster
 from models.calibration import CalibrationMethod, fit_calibrator
@@ -31,13 +23,13 @@ class TrainingDataError(ValueError):
     """The history cannot support training (no labels, one class, an empty window)."""
 
 
-def prepare_history(history: pd.DataFrame) -> pd.DataFrame:
+def prepare_history(history: pd.DataFrame, kind: FeatureKind = DECLARATION) -> pd.DataFrame:
     """Adds the point-in-time entity history over all filings, inspected or not (features.entity_history).
 
     Always computed here, never read from the file, so a history cannot bring features that look ahead.
     """
-    stale = [c for c in ENTITY_COLUMNS if c in history.columns]
-    return add_entity_history(history.drop(columns=stale) if stale else history)
+    stale = [c for c in kind.entities.columns() if c in history.columns]
+    return add_entity_history(history.drop(columns=stale) if stale else history, kind.entities)
 
 
 def inspected_rows(history: pd.DataFrame) -> pd.DataFrame:
@@ -58,6 +50,7 @@ def train_model(
     calibration: CalibrationMethod = "sigmoid",
     params: Mapping[str, Any] | None = None,
     name: str = "",
+    kind: FeatureKind = DECLARATION,
 ) -> tuple[RiskModel, dict[str, float]]:
     """Fits the booster on the earlier inspected filings and validates on the latest ones.
 
@@ -68,8 +61,8 @@ def train_model(
     """
     if not 0.0 < valid_fraction_by_time < 1.0:
         raise ValueError("valid_fraction_by_time must be in (0, 1)")
-    labelled = inspected_rows(prepare_history(history))
-    times = labelled["lodgement_time"]
+    labelled = inspected_rows(prepare_history(history, kind))
+    times = labelled[kind.entities.time_column]
     cut = times.quantile(1.0 - valid_fraction_by_time)
     return train_on_windows(
         labelled[times < cut],
@@ -80,6 +73,7 @@ def train_model(
         calibration=calibration,
         params=params,
         name=name,
+        kind=kind,
     )
 
 
@@ -95,6 +89,7 @@ def train_on_windows(
     name: str = "",
     on_round: Callable[[int, int], None] | None = None,
     outcomes_from: pd.DataFrame | None = None,
+    kind: FeatureKind = DECLARATION,
 ) -> tuple[RiskModel, dict[str, float]]:
     """Fits on the training window; early stopping, calibration and the metrics use the validation window.
 
@@ -110,18 +105,20 @@ def train_on_windows(
     if np.unique(y_train).size < 2 or valid_rows.empty:
         raise TrainingDataError("the training window needs both classes and the validation window rows")
 
-    train_columns = columns_from_frame(train_rows)
-    prior = OutcomePrior.fit(train_rows)
+    train_columns = kind.columns_from_frame(train_rows)
+    prior = OutcomePrior.fit(train_rows, kind.entities)
     served_outcomes = pd.concat([train_rows, valid_rows]) if outcomes_from is None else outcomes_from
-    state = FeatureState.fit(train_columns).with_outcomes(EntityOutcomes.from_frame(served_outcomes, prior))
-    x_train = build_feature_matrix(train_columns, state)
-    x_valid = build_feature_matrix(columns_from_frame(valid_rows), state)
+    outcomes = EntityOutcomes.from_frame(served_outcomes, prior, kind.entities)
+    state = kind.fit_state(train_columns).with_outcomes(outcomes)
+    x_train = kind.build_matrix(train_columns, state)
+    x_valid = kind.matrix_of(valid_rows, state)
     log.info(
-        "training on %d rows (%.2f%% findings), validating on %d rows from %s",
+        "training a %s model on %d rows (%.2f%% findings), validating on %d rows from %s",
+        kind.name,
         len(y_train),
         100 * y_train.mean(),
         len(y_valid),
-        valid_rows["lodgement_time"].min(),
+        valid_rows[kind.entities.time_column].min(),
     )
 
     full_params = {**DEFAULT_PARAMS, **(params or {}), "seed": seed}
@@ -134,6 +131,7 @@ def train_on_windows(
         num_boost_round=num_boost_round,
         early_stopping_rounds=early_stopping_rounds,
         on_round=on_round,
+        kind=kind,
     )
     best = booster.current_iteration()
 
@@ -151,6 +149,8 @@ def train_on_windows(
         valid_positive_rate=float(y_valid.mean()),
     )
     recorded = {k: v for k, v in full_params.items() if k != "metric"}
-    model = RiskModel(booster, calibrator, state, FEATURE_NAMES, name=name, metrics=metrics, params=recorded)
+    model = RiskModel(
+        booster, calibrator, state, kind.feature_names, kind=kind, name=name, metrics=metrics, params=recorded
+    )
     log.info("validation: %s", ", ".join(f"{k}={v:.4g}" for k, v in metrics.items()))
     return model, metrics

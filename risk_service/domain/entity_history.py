@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
 
 from features import ENTITY_KINDS, EntityOutcomes, entity_keys
+from features.cargo import CONTAINER_KINDS, LIST_SEPARATOR, container_entity_keys
+from risk_service.domain.cargo.model import CargoReport
 from risk_service.domain.declaration import Declaration
 
 _NO_OUTCOME = (math.nan, math.nan)
@@ -20,34 +22,27 @@ def declaration_keys(declaration: Declaration) -> Iterator[tuple[str, ...]]:
         yield entity_keys(d.importer.id, d.declarant.id, d.customs_office, item.hs_code, item.origin_country)
 
 
-class EntityHistory:
-    """Per entity kind, key -> (first filing time, filings): warmed from the store, updated as filings are stored.
+class _KnownEntities:
+    """Per entity kind, key -> (first filing time, filings); the part both kinds of filing share."""
 
-    Inspections and findings come from the served model's EntityOutcomes (what was known when it was
-    trained), so training and serving count them alike. Only the scoring event loop mutates this;
-    the screening worker thread only reads, and each read or write is a single dict operation,
-    atomic under the GIL. Replicas each hold their own view; the store stays the source of truth
-    and is re-read at start-up.
-    """
+    kinds: tuple[str, ...] = ENTITY_KINDS
 
     def __init__(self, known: KnownEntities | None = None) -> None:
-        self._known: dict[str, dict[str, tuple[datetime, int]]] = {kind: {} for kind in ENTITY_KINDS}
+        self._known: dict[str, dict[str, tuple[datetime, int]]] = {kind: {} for kind in self.kinds}
         for kind, entries in (known or {}).items():
             if kind not in self._known:
-                raise ValueError(f"unknown entity kind {kind!r}; expected one of {', '.join(ENTITY_KINDS)}")
+                raise ValueError(f"unknown entity kind {kind!r}; expected one of {', '.join(self.kinds)}")
             self._known[kind].update(entries)
 
-    def lookup(self, declaration: Declaration, outcomes: EntityOutcomes | None) -> list[tuple[float, ...]]:
-        """Per goods item, features.ENTITY_COLUMNS in order, as of the declaration's lodgement.
-
-        Without outcomes (no model, or one that predates them) inspections and findings are NaN.
-        """
-        at = declaration.lodgement_time
+    def _entity_rows(
+        self, rows_keys: Iterable[tuple[str, ...]], at: datetime | None, outcomes: EntityOutcomes | None
+    ) -> list[tuple[float, ...]]:
+        """Per row, the kind-major entity columns (filings, days, inspections per kind, then findings)."""
         rows = []
-        for keys in declaration_keys(declaration):
+        for keys in rows_keys:
             counts: list[float] = []
             found: list[float] = []
-            for kind, key in zip(ENTITY_KINDS, keys, strict=True):
+            for kind, key in zip(self.kinds, keys, strict=True):
                 filings, days = self._seen(kind, key, at)
                 inspections, findings = outcomes.lookup(kind, key) if outcomes is not None and key else _NO_OUTCOME
                 counts += (filings, days, inspections)
@@ -68,14 +63,12 @@ class EntityHistory:
         entry = self._known[kind].get(key)
         return 0 if entry is None else entry[1]
 
-    def record(self, declaration: Declaration) -> None:
-        """Counts one newly stored declaration once per entity it names (call once per declaration id)."""
-        at = declaration.lodgement_time
+    def _record(self, rows_keys: Iterable[tuple[str, ...]], at: datetime | None) -> None:
         if at is None:
             return
         seen: set[tuple[str, str]] = set()
-        for keys in declaration_keys(declaration):
-            for kind, key in zip(ENTITY_KINDS, keys, strict=True):
+        for keys in rows_keys:
+            for kind, key in zip(self.kinds, keys, strict=True):
                 if key and (kind, key) not in seen:
                     seen.add((kind, key))
                     known = self._known[kind]
@@ -84,3 +77,48 @@ class EntityHistory:
 
     def __len__(self) -> int:
         return sum(len(v) for v in self._known.values())
+
+
+class EntityHistory(_KnownEntities):
+    """Per entity kind, key -> (first filing time, filings): warmed from the store, updated as filings are stored.
+
+    Inspections and findings come from the served model's EntityOutcomes (what was known when it was
+    trained), so training and serving count them alike. Only the scoring event loop mutates this;
+    the screening worker thread only reads, and each read or write is a single dict operation,
+    atomic under the GIL. Replicas each hold their own view; the store stays the source of truth
+    and is re-read at start-up.
+    """
+
+    def lookup(self, declaration: Declaration, outcomes: EntityOutcomes | None) -> list[tuple[float, ...]]:
+        """Per goods item, features.ENTITY_COLUMNS in order, as of the declaration's lodgement.
+
+        Without outcomes (no model, or one that predates them) inspections and findings are NaN.
+        """
+        return self._entity_rows(declaration_keys(declaration), declaration.lodgement_time, outcomes)
+
+    def record(self, declaration: Declaration) -> None:
+        """Counts one newly stored declaration once per entity it names (call once per declaration id)."""
+        self._record(declaration_keys(declaration), declaration.lodgement_time)
+
+
+class ContainerEntities(_KnownEntities):
+    """The same for cargo reports: consignee, consignor, filer and lane (features.cargo.CONTAINER_KINDS),
+    counted per report as the cargo history counts them, as of its filing time."""
+
+    kinds = CONTAINER_KINDS
+
+    def lookup(self, report: CargoReport, outcomes: EntityOutcomes | None) -> list[tuple[float, ...]]:
+        """Per container, the container entity columns in features.cargo.CONTAINER_ENTITIES order."""
+        return self._entity_rows(report_keys(report), report.filing_time, outcomes)
+
+    def record(self, report: CargoReport) -> None:
+        """Counts one newly stored report (call once per report id, not per version)."""
+        self._record(report_keys(report), report.filing_time)
+
+
+def report_keys(report: CargoReport) -> Iterator[tuple[str, ...]]:
+    """Each container's key per CONTAINER_KINDS: the strings training builds from a cargo history row."""
+    r = report
+    for container in r.containers:
+        codes = LIST_SEPARATOR.join(item.hs_code for item in container.items)
+        yield container_entity_keys(r.consignee.id, r.consignor.id, r.filer.id, r.port_of_loading, codes)

@@ -11,6 +11,7 @@ from typing import Protocol
 import numpy as np
 
 from features import FeatureState
+from features.cargo import ContainerFeatureState
 
 log = logging.getLogger(__name__)
 
@@ -22,8 +23,8 @@ class ScoringModel(Protocol):
     def feature_names(self) -> Sequence[str]: ...
 
     @property
-    def feature_state(self) -> FeatureState | None:
-        """The reference bands learned with the model; None when it has none."""
+    def feature_state(self) -> FeatureState | ContainerFeatureState | None:
+        """What the features learned with the model (of its kind); None when it has none."""
         ...
 
     def predict_proba(self, matrix: np.ndarray) -> np.ndarray: ...

@@ -67,6 +67,8 @@ class Screener:
             snapshot = snapshot if snapshot is not None else permits.cached(declarations)
             checks = [permits.check(d, snapshot, now) for d in declarations]
         state = loaded.model.feature_state if loaded else None
+        if not isinstance(state, features.FeatureState):  # the loader admits declaration models only
+            state = None
         columns, spans = declaration_columns(
             declarations,
             self.history,

@@ -22,6 +22,7 @@ from risk_service.domain.ports import AssessmentRecord, BalancesChanged, SaveRes
 from risk_service.store import codec, keyed_writes, links
 from risk_service.store.cargo_codec import cargo_assessment_to_dict
 from risk_service.store.db import BulkInsert, create_engine
+from risk_service.store.entities import read_entity_history
 from risk_service.store.group_commit import AfterCommit, GroupCommitWriter, Submission, WritingStore
 from risk_service.store.ledger import LineKey, Settlement, needs_ledger, settle_claims
 from risk_service.store.links import LinkKey, LinkWriter, NewFiling, Reassessed
@@ -281,21 +282,9 @@ class SqlAssessmentStore(WritingStore):
             )
         return [(codec.declaration_from_dict(d), codec.assessment_from_dict(a)) for d, a in rows]
 
-    def entity_history(self) -> dict[str, dict[str, tuple[datetime, int]]]:
-        """Entity kind -> key -> (earliest lodgement time, declarations): warms the in-memory EntityHistory.
-
-        The same definition as training's features: filings are declarations (not versions) and
-        time is lodgement time; declarations without one are left out.
-        """
-        t = filing_entities
-        query = sa.select(t.c.kind, t.c.entity_key, sa.func.min(t.c.lodged_at), sa.func.count()).group_by(
-            t.c.kind, t.c.entity_key
-        )
-        out: dict[str, dict[str, tuple[datetime, int]]] = {}
-        with self._engine.connect() as conn:
-            for kind, key, first_seen, count in conn.execute(query):
-                out.setdefault(kind, {})[key] = (first_seen, count)
-        return out
+    def entity_history(self, kinds: Sequence[str] = ENTITY_KINDS) -> dict[str, dict[str, tuple[datetime, int]]]:
+        """The declaration kinds of filing_entities (store.entities.read_entity_history)."""
+        return read_entity_history(self._engine, kinds)
 
     def latest_filings(
         self, *, since: datetime | None = None, until: datetime | None = None, batch: int = 1000

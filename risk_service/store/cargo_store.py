@@ -15,6 +15,7 @@ from risk_service.domain.cargo.assessment import CargoAssessment
 from risk_service.domain.cargo.model import CargoReport
 from risk_service.domain.cargo.ports import CargoRecord, CargoSaveResult
 from risk_service.domain.consistency import report_link_keys, report_time
+from risk_service.domain.entity_history import ContainerEntities, report_keys
 from risk_service.store import keyed_writes, links
 from risk_service.store.cargo_codec import (
     cargo_assessment_from_dict,
@@ -23,10 +24,11 @@ from risk_service.store.cargo_codec import (
     cargo_report_to_dict,
 )
 from risk_service.store.codec import assessment_to_dict, to_json
-from risk_service.store.db import chunks, create_engine
+from risk_service.store.db import BulkInsert, chunks, create_engine
+from risk_service.store.entities import read_entity_history
 from risk_service.store.group_commit import AfterCommit, GroupCommitWriter, Submission, WritingStore
 from risk_service.store.links import LinkKey, LinkWriter, NewFiling, Reassessed
-from risk_service.store.tables import cargo_assessments
+from risk_service.store.tables import cargo_assessments, filing_entities
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +63,19 @@ def _row(record: CargoRecord) -> dict[str, Any]:
     }
 
 
+def _entity_rows(r: CargoReport) -> list[dict[str, Any]]:
+    """The filing_entities rows of one report: each party and lane it names, once (column declaration_id
+    holds the filing's id, here the report's)."""
+    if r.filing_time is None:
+        return []
+    kinds = ContainerEntities.kinds
+    unique = {(kind, key) for keys in report_keys(r) for kind, key in zip(kinds, keys, strict=True) if key}
+    return [
+        {"kind": kind, "entity_key": key, "declaration_id": r.report_id, "lodged_at": r.filing_time}
+        for kind, key in unique
+    ]
+
+
 def _new_filing(c: CargoRecord) -> NewFiling:
     r = c.report
     return NewFiling(r.report_id, r.version, report_time(r, c.assessment.assessment_time), report_link_keys(r))
@@ -87,6 +102,7 @@ class SqlCargoStore(WritingStore):
             t, [t.c.report_id, t.c.report_version], ["report", "assessment"], self._engine.dialect.name
         )
         self._links = LinkWriter(self._engine.dialect)
+        self._insert_entities = BulkInsert(filing_entities, self._engine.dialect, ignore_conflicts=True)
         self._writer: GroupCommitWriter[CargoRecord, CargoSaveResult] = GroupCommitWriter(
             self._engine, name="cargo-store-writer", max_batch=max_batch, prepare=_row, transaction=self._transaction
         )
@@ -108,7 +124,11 @@ class SqlCargoStore(WritingStore):
             # Another writer stored a key of an atomic submission after the check; alone, the retry sees it.
             raise RuntimeError(f"{len(missed)} keys stored by another writer meanwhile, e.g. {missed[0]}")
         stored.update(self._stored(conn, missed, must_exist=True))
-        self._write_links(conn, [plan.planned[k][0] for k in inserted])
+        created = [plan.planned[k][0] for k in inserted]
+        entity_rows = [e for c in created for e in _entity_rows(c.report)]
+        entity_rows.sort(key=lambda e: (e["kind"], e["entity_key"], e["declaration_id"]))  # lock order
+        self._insert_entities.execute(conn, entity_rows)
+        self._write_links(conn, created)
         return keyed_writes.collect_results(submissions, plan, inserted, stored, _key, CargoSaveResult), None
 
     def _write_links(self, conn: sa.Connection, created: list[CargoRecord]) -> None:
@@ -175,6 +195,10 @@ class SqlCargoStore(WritingStore):
             ids = links.linked_filings(conn, links.CARGO_REPORT, keys, since, until)
             rows = links.newest_versions(conn, t.c.report_id, t.c.report_version, [t.c.report, t.c.assessment], ids)
         return [(cargo_report_from_dict(r), cargo_assessment_from_dict(a)) for r, a in rows]
+
+    def entity_history(self) -> dict[str, dict[str, tuple[datetime, int]]]:
+        """The container kinds of filing_entities: warms the screener's ContainerEntities."""
+        return read_entity_history(self._engine, ContainerEntities.kinds)
 
     def count(self) -> int:
         with self._engine.connect() as conn:

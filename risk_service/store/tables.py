@@ -73,9 +73,11 @@ assessments = sa.Table(
 )
 
 
-# One row per declaration and entity it names (features.ENTITY_KINDS: importer, declarant, HS6 by
-# origin, office by importer), whatever its versions: serving's entity history (filings and first
-# lodgement per entity) is read from it at start-up, counted as training counts it.
+# One row per filing and entity it names, whatever its versions: declarations (features.ENTITY_KINDS:
+# importer, declarant, HS6 by origin, office by importer) and cargo reports (features.cargo.
+# CONTAINER_KINDS: consignee, consignor, filer, lane; declaration_id then holds the report id).
+# Serving's entity history (filings and first filing per entity) is read from it at start-up,
+# counted as training counts it.
 filing_entities = sa.Table(
     "filing_entities",
     metadata,

@@ -60,6 +60,12 @@ def test_a_pre_loading_cargo_report_gets_do_not_load_with_its_reasons(demo_serve
     assert "CARGO-LATE-FILING" in reasons
     second = {c["containerNumber"]: c for c in assessment["containers"]}["TGHU9876542"]
     assert {"CARGO-SEAL-MISSING", "CARGO-MASS-GAP", "CARGO-DESC-VAGUE"} <= {h["ruleId"] for h in second["ruleHits"]}
+    # the demo container model scored it too, and says why (README: seal and description lead)
+    assert assessment["modelStatus"] == "MODEL_STATUS_SCORED" and assessment["modelName"] == "container-risk"
+    first = {c["containerNumber"]: c for c in assessment["containers"]}["CSQU3054383"]
+    assert second["modelScore"] > first["modelScore"]
+    leading = [c["feature"] for c in second["contributions"][:2]]
+    assert {"seal_count", "vague_description_share"} <= set(leading)
 
 
 def test_a_declaration_disagreeing_with_its_manifest_is_flagged_with_both_figures(demo_server: str) -> None:

@@ -1,10 +1,10 @@
 """Cargo screening: the cargo rule set and selection policy turn a cargo report into outcomes.
 
-Rules decide alone until a cargo model is trained (the container-targeting model comes with the
-training pipeline for cargo); each assessment says so, as declarations do without a model.
-Scores and channels work as for declarations: a container's risk folds the weights of the hits on
-its own data with the report-level hits (route, parties, timing), and its channel follows the
-policy thresholds and the hits' minimum channels. Channels then map to the cargo outcomes:
+A container's risk folds the container-targeting model's probability (when a cargo model serves;
+rules decide alone otherwise, and each assessment says which) with the weights of the hits on its
+own data and the report-level hits (route, parties, timing), as for declarations; its channel
+follows the policy thresholds and the hits' minimum channels. Containers an officer will act on
+carry the model's top feature contributions. Channels then map to the cargo outcomes:
 
 - on arrival, per container: GREEN or BLUE -> NO_ACTION, YELLOW -> SCAN, RED -> PHYSICAL_EXAMINATION;
 - before loading, for the report: the strongest container channel, YELLOW -> REQUEST_FOR_INFORMATION,
@@ -16,15 +16,21 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
-from risk_service.domain.assessment import Channel, ModelStatus, RuleHit
+import numpy as np
+
+from features.cargo import ContainerFeatureState, build_container_matrix
+from risk_service.domain.assessment import Channel, FeatureContribution, ModelStatus, RuleHit
 from risk_service.domain.cargo.assessment import CargoAssessment, CargoSummary, ContainerAssessment
+from risk_service.domain.cargo.feature_rows import container_columns
 from risk_service.domain.cargo.model import CargoReport, ContainerOutcome, FilingType, PreLoadingOutcome
 from risk_service.domain.cargo.rules import CargoFacts, cargo_contexts, containers_of
 from risk_service.domain.consistency import is_consistency_hit
 from risk_service.domain.declaration import TransportMode
+from risk_service.domain.entity_history import ContainerEntities
+from risk_service.domain.model_handle import LoadedModel, ModelHandle
 from risk_service.domain.policy import SelectionPolicy, combine_scores
 from risk_service.domain.screening import RuleSetSource
 
@@ -62,6 +68,9 @@ class CargoScreener:
 
     rules: RuleSetSource
     policy: CargoPolicy
+    models: ModelHandle = field(default_factory=lambda: ModelHandle(None))  # the container-targeting model
+    entities: ContainerEntities = field(default_factory=ContainerEntities)
+    top_contributions: int = 5
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     new_id: Callable[[], str] = field(default=lambda: str(uuid.uuid4()))
 
@@ -79,7 +88,9 @@ class CargoScreener:
         if facts is not None and len(facts) != len(reports):
             raise ValueError(f"facts for {len(facts)} reports, expected {len(reports)}")
         rule_set = self.rules.current
+        loaded = self.models.current
         now = self.clock()
+        matrix, spans, probabilities = self._score(reports, loaded)
         out = []
         for n, report in enumerate(reports):
             contexts = cargo_contexts(
@@ -90,8 +101,46 @@ class CargoScreener:
             hits = rule_set.evaluate(contexts, on=(report.filing_time or now).date())
             if extra_hits is not None:
                 hits = (*hits, *extra_hits[n])
-            out.append(self._decide(report, hits, rule_set.version, now))
+            scores = probabilities[spans[n]].tolist() if probabilities is not None else [None] * len(report.containers)
+            assessment = self._decide(report, hits, scores, rule_set.version, now, loaded)
+            if loaded is not None:
+                assessment = self._explain(assessment, loaded, matrix[spans[n]])
+            out.append(assessment)
         return out
+
+    def _score(
+        self, reports: Sequence[CargoReport], loaded: LoadedModel | None
+    ) -> tuple[np.ndarray, list[slice], np.ndarray | None]:
+        """The container matrix of every report (features.cargo, as training builds it) and its scores."""
+        state = loaded.model.feature_state if loaded is not None else None
+        if not isinstance(state, ContainerFeatureState):  # the loader admits container models only
+            state = None
+        columns, spans = container_columns(reports, self.entities, state.outcomes if state is not None else None)
+        if loaded is None:
+            return np.empty((0, 0)), spans, None
+        matrix = build_container_matrix(columns, state)
+        return matrix, spans, loaded.model.predict_proba(matrix)
+
+    def _explain(self, assessment: CargoAssessment, loaded: LoadedModel, rows: np.ndarray) -> CargoAssessment:
+        """Top contributions on the containers an officer will act on (an outcome other than NO_ACTION)."""
+        wanted = [i for i, c in enumerate(assessment.containers) if c.outcome != ContainerOutcome.NO_ACTION]
+        if not wanted or self.top_contributions == 0:
+            return assessment
+        contributions = loaded.model.contributions(rows[wanted])
+        names = loaded.model.feature_names
+        containers = list(assessment.containers)
+        for k, i in enumerate(wanted):
+            values = contributions[k, : len(names)]  # the last column is the bias
+            order = np.argsort(-np.abs(values))[: self.top_contributions]
+            top = tuple(
+                FeatureContribution(
+                    feature=names[j], value=float(rows[i, j]), contribution=float(values[j]), item_number=0
+                )
+                for j in order
+                if values[j] != 0.0
+            )
+            containers[i] = replace(containers[i], contributions=top)
+        return replace(assessment, containers=tuple(containers))
 
     def reassess(
         self, report: CargoReport, original: CargoAssessment, extra_hits: Sequence[RuleHit]
@@ -99,10 +148,26 @@ class CargoScreener:
         """The stored assessment again, with `extra_hits` as all its consistency reasons: rules are not run again."""
         every = [*original.rule_hits, *(h for c in original.containers for h in c.rule_hits)]
         earlier = dict.fromkeys(h for h in every if not is_consistency_hit(h))
-        return self._decide(report, [*earlier, *extra_hits], original.rule_set_version, self.clock())
+        scores = [c.model_score for c in original.containers]
+        again = self._decide(report, [*earlier, *extra_hits], scores, original.rule_set_version, self.clock(), None)
+        kept = {c.container_number: c.contributions for c in original.containers}
+        containers = tuple(replace(c, contributions=kept.get(c.container_number, ())) for c in again.containers)
+        return replace(
+            again,
+            containers=containers,
+            model_status=original.model_status,
+            model_name=original.model_name,
+            model_version=original.model_version,
+        )
 
     def _decide(
-        self, report: CargoReport, hits: Sequence[RuleHit], rule_set_version: str, now: datetime
+        self,
+        report: CargoReport,
+        hits: Sequence[RuleHit],
+        model_scores: Sequence[float | None],
+        rule_set_version: str,
+        now: datetime,
+        loaded: LoadedModel | None,
     ) -> CargoAssessment:
         shared: list[RuleHit] = []
         by_container: dict[str, list[RuleHit]] = {c.container_number: [] for c in report.containers}
@@ -114,10 +179,10 @@ class CargoScreener:
                 by_container[number].append(hit)
         selection = self.policy.selection
         containers: list[ContainerAssessment] = []
-        for container in report.containers:
+        for container, model_score in zip(report.containers, model_scores, strict=True):
             own = by_container[container.container_number]
             applying = (*shared, *own)
-            risk = combine_scores(None, [h.weight for h in applying])
+            risk = combine_scores(model_score, [h.weight for h in applying])
             targeted = max([selection.channel_for_score(risk), *(h.min_channel for h in applying if h.min_channel)])
             channel, drawn = targeted, False
             if report.filing_type == FilingType.PRE_ARRIVAL:  # random scans on arrival, never to hold cargo back
@@ -129,7 +194,7 @@ class CargoScreener:
                     outcome=_ON_ARRIVAL.get(channel, ContainerOutcome.NO_ACTION),
                     channel=channel,
                     risk_score=risk,
-                    model_score=None,
+                    model_score=model_score,
                     rule_hits=tuple(own),
                     # Only where the draw alone sends it to a check (its data would not): the unbiased sample.
                     random_control=drawn
@@ -163,9 +228,9 @@ class CargoScreener:
                 physical_examination=outcomes.count(ContainerOutcome.PHYSICAL_EXAMINATION),
                 highest_risk_container=top.container_number,
             ),
-            model_status=ModelStatus.UNAVAILABLE,
-            model_name="",
-            model_version="",
+            model_status=ModelStatus.SCORED if loaded is not None else ModelStatus.UNAVAILABLE,
+            model_name=loaded.name if loaded is not None else "",
+            model_version=loaded.version if loaded is not None else "",
             rule_set_version=rule_set_version,
             assessment_time=now,
         )

@@ -136,11 +136,16 @@ class CargoScoringService:
             for a, r, f in zip(assessments, reports, findings, strict=True)
         ]
         try:
-            return await asyncio.wrap_future(self._store.save_many(records, atomic=atomic))
+            results = await asyncio.wrap_future(self._store.save_many(records, atomic=atomic))
         except Exception as err:
             log.error("storing %d cargo assessments failed: %s", len(records), type(err).__name__)
             self._refused("STORE_UNAVAILABLE", len(records))
             raise Unavailable("the assessment store is unavailable; retry later") from err
+        for report, result in zip(reports, results, strict=True):
+            # A report counts once for its parties, as in the cargo history (the store keeps the exact count).
+            if result.created and report.version == 1:
+                self._screener.entities.record(report)
+        return results
 
     def _refuse_if_invalid(self, violations: list[FieldViolation]) -> None:
         if violations:
