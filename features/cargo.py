@@ -15,7 +15,7 @@ import re
 from collections.abc import Mapping
 from functools import lru_cache
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
@@ -31,6 +31,9 @@ LIST_SEPARATOR = ";"
 
 # consignee; consignor (shipper); filer (carrier or forwarder); loading port by HS heading (a lane)
 CONTAINER_KINDS: tuple[str, ...] = ("consignee", "consignor", "filer", "lane")
+# Whose filings (count, days since the first) the model reads; of the others only inspections and
+# findings (from the model's EntityOutcomes). Serving counts and stores filings of these kinds only.
+COUNTED_CONTAINER_KINDS: tuple[str, ...] = ("consignee",)
 
 CONTAINER_RAW_COLUMNS: Mapping[str, str] = MappingProxyType(
     {
@@ -51,11 +54,8 @@ CONTAINER_RAW_COLUMNS: Mapping[str, str] = MappingProxyType(
         "gross_mass_kg": "float",
         "packages": "float",
         "item_count": "int",
-        **{
-            f"{kind}_{what}": "float"
-            for kind in CONTAINER_KINDS
-            for what in ("prior_filings", "days_known", "prior_inspections", "prior_findings")
-        },
+        **{f"{kind}_{what}": "float" for kind in COUNTED_CONTAINER_KINDS for what in ("prior_filings", "days_known")},
+        **{f"{kind}_{what}": "float" for kind in CONTAINER_KINDS for what in ("prior_inspections", "prior_findings")},
     }
 )
 
@@ -191,7 +191,7 @@ class ContainerFeatureState:
             if not math.isfinite(value):
                 continue
             finite.append(value)
-            hs4 = _main_hs4(codes)
+            hs4 = _goods(codes).main_hs4
             if hs4 is not None:
                 groups.setdefault(hs4, []).append(value)
         bands = {k: robust_band(np.asarray(v)) for k, v in sorted(groups.items()) if len(v) >= min_count}
@@ -283,31 +283,21 @@ def build_container_matrix(columns: Mapping[str, np.ndarray], state: ContainerFe
         codes, descriptions, origins = columns["hs_codes"], columns["descriptions"], columns["origin_countries"]
         bands = state.mass_bands if state is not None else {}
         global_band = state.global_band if state is not None else None
+        # Per distinct text, not per container: a report's containers share their route, and goods repeat.
         for i in range(n):
-            loading_country = _port_country(ports[i])
-            route = split_list(routes[i])
-            out[_F["transshipment_count"], i] = len(route)
-            out[_F["loading_country_code"], i] = country_code(loading_country)
-            if route:
-                out[_F["transshipment_country_code"], i] = country_code(_port_country(route[-1]))
-            length, group = _size_type(sizes[i])
-            out[_F["container_length_ft"], i] = length
-            out[_F["container_type_code"], i] = group
-            chapters = _chapters(codes[i])
-            if chapters:
-                out[_F["main_chapter"], i] = chapters[0]
-                out[_F["distinct_chapters"], i] = len(set(chapters))
-            texts = split_list(descriptions[i])
-            if texts:
-                out[_F["vague_description_share"], i] = sum(_is_vague(t) for t in texts) / len(texts)
-            known = [o.upper() for o in split_list(origins[i])]
-            if known and loading_country:
-                on_route = {loading_country, *(_port_country(p) for p in route)}
-                out[_F["origin_off_route_share"], i] = sum(o not in on_route for o in known) / len(known)
+            route = _route(ports[i], routes[i])
+            out[_F["transshipment_count"], i] = route.transshipments
+            out[_F["loading_country_code"], i] = route.loading_code
+            out[_F["transshipment_country_code"], i] = route.last_hub_code
+            out[_F["container_length_ft"], i], out[_F["container_type_code"], i] = _size_type(sizes[i])
+            goods = _goods(codes[i])
+            out[_F["main_chapter"], i] = goods.main_chapter
+            out[_F["distinct_chapters"], i] = goods.distinct_chapters
+            out[_F["vague_description_share"], i] = _vague_share(descriptions[i])
+            out[_F["origin_off_route_share"], i] = _off_route_share(origins[i], route.countries)
             lv = log_mpp[i]
             if state is not None and math.isfinite(lv):
-                hs4 = _main_hs4(codes[i])
-                band = bands.get(hs4) if hs4 is not None else None
+                band = bands.get(goods.main_hs4) if goods.main_hs4 is not None else None
                 band = band if band is not None else global_band
                 if band is not None:
                     out[_F["mass_per_package_zscore"], i] = (lv - band.median) / band.scale
@@ -360,10 +350,32 @@ def _log_mass_per_package(columns: Mapping[str, np.ndarray]) -> np.ndarray:
     return out
 
 
+class _Route(NamedTuple):
+    transshipments: float
+    loading_code: float
+    last_hub_code: float
+    countries: frozenset[str]  # the loading country and every transshipment port's
+
+
+class _Goods(NamedTuple):
+    main_chapter: float
+    distinct_chapters: float
+    main_hs4: str | None  # the first item's heading: its mass band
+
+
 @lru_cache(maxsize=4096)
 def _port_country(locode: str) -> str:
     code = locode.strip().upper() if isinstance(locode, str) else ""
     return code[:2] if len(code) == 5 and code[:2].isalpha() else ""
+
+
+@lru_cache(maxsize=4096)
+def _route(port_of_loading: str, transshipments: str) -> _Route:
+    loading = _port_country(port_of_loading)
+    hubs = [_port_country(p) for p in split_list(transshipments)]
+    countries = frozenset(c for c in (loading, *hubs) if c) if loading else frozenset()
+    last = country_code(hubs[-1]) if hubs else NAN
+    return _Route(float(len(hubs)), country_code(loading), last, countries)
 
 
 @lru_cache(maxsize=256)
@@ -377,18 +389,27 @@ def _size_type(code: str) -> tuple[float, float]:
 
 
 @lru_cache(maxsize=65536)
-def _chapters(codes: str) -> tuple[float, ...]:
-    parsed = (parse_hs(c) for c in split_list(codes))
-    return tuple(hs.chapter for hs in parsed if hs is not None)
+def _goods(codes: str) -> _Goods:
+    parsed = [parse_hs(c) for c in split_list(codes)]
+    chapters = [hs.chapter for hs in parsed if hs is not None]
+    first = parsed[0] if parsed else None
+    if not chapters:
+        return _Goods(NAN, NAN, first.hs4 if first is not None else None)
+    return _Goods(chapters[0], float(len(set(chapters))), first.hs4 if first is not None else None)
 
 
 @lru_cache(maxsize=65536)
-def _main_hs4(codes: str) -> str | None:
-    listed = split_list(codes)
-    hs = parse_hs(listed[0]) if listed else None
-    return hs.hs4 if hs is not None else None
+def _vague_share(descriptions: str) -> float:
+    texts = split_list(descriptions)
+    if not texts:
+        return NAN
+    return sum(bool(_VAGUE.search(t)) or len(t) < 8 for t in texts) / len(texts)
 
 
 @lru_cache(maxsize=65536)
-def _is_vague(description: str) -> bool:
-    return bool(_VAGUE.search(description)) or len(description.strip()) < 8
+def _off_route_share(origins: str, route_countries: frozenset[str]) -> float:
+    """Share of items whose known origin is neither the loading country nor on the route; NaN when unknown."""
+    known = [o.upper() for o in split_list(origins)]
+    if not known or not route_countries:
+        return NAN
+    return sum(o not in route_countries for o in known) / len(known)

@@ -106,6 +106,9 @@ class App:
             rule_runtime_errors=self.rules.current.runtime_error_count,
             controlled_goods_version=self.controlled_goods.current.version if self.controlled_goods else "",
             controlled_goods_reload_failed=bool(self.controlled_goods and self.controlled_goods.last_error),
+            cargo_model_name=self.settings.cargo.model_name,
+            cargo_model_version=cargo.version if (cargo := self.cargo_models.current) else None,
+            cargo_rule_set_version=self.cargo_rules.current.version,
         )
 
     def close(self) -> None:

@@ -216,9 +216,16 @@ def _data_generate(args: argparse.Namespace, settings: Any) -> int:
 
     out: Path = args.out
     reports = args.reports if args.reports is not None else max(1, args.declarations // 4)
-    if not (args.declarations >= 1 and reports >= 1 and 1 <= args.days <= 36_500 and 0.0 <= args.drift <= 10.0):
+    if not (
+        args.declarations >= 1
+        and reports >= 1
+        and args.seed >= 0
+        and 1 <= args.days <= 36_500
+        and 0 <= args.drift <= 10
+    ):
         print(
-            "risk: need --declarations >= 1, --reports >= 1, --days from 1 to 36500 and --drift from 0 to 10",
+            "risk: need --declarations >= 1, --reports >= 1, --seed >= 0, --days from 1 to 36500 "
+            "and --drift from 0 to 10",
             file=sys.stderr,
         )
         return 2

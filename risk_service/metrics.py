@@ -73,6 +73,9 @@ def publish_versions(
     rule_runtime_errors: int = 0,
     controlled_goods_version: str = "",
     controlled_goods_reload_failed: bool = False,
+    cargo_model_name: str = "",
+    cargo_model_version: str | None = None,
+    cargo_rule_set_version: str = "",
 ) -> None:
     MODEL_AVAILABLE.set(1 if model_version else 0)
     RULES_RELOAD_FAILED.set(1 if rules_reload_failed else 0)
@@ -85,5 +88,8 @@ def publish_versions(
             "model_status": (ModelStatus.SCORED if model_version else ModelStatus.UNAVAILABLE).name,
             "rule_set_version": rule_set_version,
             "controlled_goods_version": controlled_goods_version or "none",
+            "cargo_model_name": cargo_model_name,
+            "cargo_model_version": cargo_model_version or "none",
+            "cargo_rule_set_version": cargo_rule_set_version,
         }
     )

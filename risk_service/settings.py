@@ -151,7 +151,10 @@ class CargoSettings(BaseModel):
         description="Rules whose hit on a pre-loading report means an imminent threat: DO_NOT_LOAD.",
     )
     do_not_load_score: float = Field(
-        0.95, ge=0, le=1, description="Container risk at or above which a pre-loading report gets DO_NOT_LOAD."
+        0.95,
+        ge=0,
+        le=1,
+        description="Rule score of a container from which its pre-loading report gets DO_NOT_LOAD.",
     )
 
     @model_validator(mode="after")

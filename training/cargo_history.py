@@ -27,7 +27,7 @@ CARGO_HISTORY_COLUMNS: tuple[HistoryColumn, ...] = (
     HistoryColumn("report_id", "text", True, "the cargo report's id; its containers share it"),
     HistoryColumn("report_version", "integer", False, "the report's version (1 first filed, higher: amended)", 1),
     HistoryColumn("filing_type", "text", True, "pre_loading or pre_arrival"),
-    HistoryColumn("filing_time", "time", True, "when the report was filed (UTC); rows in this order"),
+    HistoryColumn("filing_time", "time", True, "when this (the newest) version was filed, UTC; rows in this order"),
     HistoryColumn("transport_mode", "integer", False, "UN/ECE Rec 19 mode of transport (1 sea)", 1),
     HistoryColumn("filer_id", "text", False, "who filed the report (carrier or forwarder)", ""),
     HistoryColumn("carrier_id", "text", False, "the carrier", ""),
@@ -44,12 +44,14 @@ CARGO_HISTORY_COLUMNS: tuple[HistoryColumn, ...] = (
     HistoryColumn("notify_party_id", "text", False, "the notify party", ""),
     HistoryColumn("container_number", "text", True, "ISO 6346 container number"),
     HistoryColumn("size_type_code", "text", False, "ISO 6346 size and type code, e.g. 22G1", ""),
-    HistoryColumn("seal_count", "integer", False, "seals recorded on the container", 0),
+    HistoryColumn("seal_count", "integer", True, "seals recorded on the container (0: unsealed)"),
     HistoryColumn("gross_mass_kg", "number", True, "the container's declared gross mass of goods, kg"),
-    HistoryColumn("packages", "integer", False, "packages in the container", 0),
-    HistoryColumn("item_count", "integer", False, "goods items in the container; counted from hs_codes when 0", 0),
+    HistoryColumn("packages", "integer", True, "packages in the container"),
+    HistoryColumn("item_count", "integer", False, "goods items in the container; counted from hs_codes when absent", 0),
     HistoryColumn("hs_codes", "text", True, "HS codes of the container's items (6 digits or more), in item order"),
-    HistoryColumn("descriptions", "text", False, "goods descriptions of the items, in item order", ""),
+    HistoryColumn(
+        "descriptions", "text", False, "goods descriptions of the items, in item order (a ; inside one: a space)", ""
+    ),
     HistoryColumn("origin_countries", "text", False, "ISO 3166 alpha-2 origins of the items, where known", ""),
     HistoryColumn("inspected", "flag", True, "the container was scanned or examined on arrival"),
     HistoryColumn("examination", "text", False, "scan or physical; empty when not inspected", ""),
@@ -68,6 +70,8 @@ def _checks(frame: pd.DataFrame) -> list[RowCheck]:
     arrival = frame["planned_arrival_time"]
     inspected = frame["inspected"].to_numpy()
     examination = frame["examination"].astype(str)
+    origins = frame["origin_countries"].astype(str).str.replace(" ", "", regex=False)
+    n_codes = frame["hs_codes"].map(lambda text: len(split_list(text))).to_numpy(dtype=np.int64)
     return [
         (~frame["filing_type"].isin(FILING_TYPES).to_numpy(), "filing_type", "must be pre_loading or pre_arrival"),
         (~frame["port_of_loading"].astype(str).str.fullmatch(_LOCODE).to_numpy(), "port_of_loading", "not a UN/LOCODE"),
@@ -91,8 +95,23 @@ def _checks(frame: pd.DataFrame) -> list[RowCheck]:
             "hs_codes",
             f"must be HS codes of 6 to 10 digits separated by '{LIST_SEPARATOR}'",
         ),
+        (
+            ~(origins.str.fullmatch(r"[A-Z]{2}(;[A-Z]{2})*;?") | (origins == "")).to_numpy(),
+            "origin_countries",
+            f"must be ISO 3166 alpha-2 codes separated by '{LIST_SEPARATOR}'",
+        ),
+        (
+            ~frame["size_type_code"].astype(str).str.fullmatch(r"([0-9A-Z]{4})?").to_numpy(),
+            "size_type_code",
+            "must be an ISO 6346 size and type code of 4 characters, e.g. 22G1, or empty",
+        ),
+        (
+            (frame["item_count"].to_numpy() != 0) & (frame["item_count"].to_numpy() != n_codes),
+            "item_count",
+            "differs from the number of hs_codes",
+        ),
         (~(frame["gross_mass_kg"].to_numpy() > 0), "gross_mass_kg", "must be positive"),
-        (frame["packages"].to_numpy() < 0, "packages", "must not be negative"),
+        (frame["packages"].to_numpy() < 1, "packages", "must be at least 1"),
         (frame["seal_count"].to_numpy() < 0, "seal_count", "must not be negative"),
         ((arrival < loading).to_numpy(), "planned_arrival_time", "comes before planned_loading_time"),
         (~examination.isin(EXAMINATIONS).to_numpy(), "examination", "must be scan, physical or empty"),

@@ -321,7 +321,9 @@ def _filled(column: HistoryColumn, n: int) -> np.ndarray:
     if column.kind == "flag":
         return np.full(n, bool(column.default))
     if column.kind == "time":
-        return np.full(n, np.datetime64("NaT"), dtype="datetime64[ns]")
+        import pandas as pd  # type: ignore[import-untyped]  # no pandas-stubs in the venv
+
+        return pd.Series(pd.NaT, index=range(n), dtype="datetime64[ns, UTC]")  # type: ignore[no-any-return]
     return np.full(n, column.default, dtype=np.int64 if column.kind == "integer" else np.float64)
 
 
@@ -367,7 +369,7 @@ def _parse_time(text: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     import pandas as pd  # type: ignore[import-untyped]  # no pandas-stubs in the venv
 
     times = pd.to_datetime(text.where(text != ""), errors="coerce", utc=True, format="ISO8601")
-    return times.to_numpy(), times.isna().to_numpy()
+    return times.to_numpy(), (times.isna() & (text != "")).to_numpy()  # a blank is for the column to judge
 
 
 PARSERS: dict[Kind, Callable[[pd.Series], tuple[np.ndarray, np.ndarray]]] = {

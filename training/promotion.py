@@ -44,15 +44,21 @@ class PromotionDecision:
 def _load(tracking_uri: str, model_name: str, version: str, role: str, kind: str) -> RiskModel:
     from mlflow.exceptions import MlflowException
 
-    expected = feature_kind(kind).feature_names
     try:
-        return registry.load_version(tracking_uri, model_name, version, expected_feature_names=expected)
+        model = registry.load_version(tracking_uri, model_name, version, expected_feature_names=None)
+        if model.kind.name != kind:
+            raise PromotionRefused(
+                f"{role} {model_name} version {version} is a {model.kind.name} model; "
+                f"judge it with --kind {model.kind.name} on {model.kind.name} history"
+            )
+        model.check_schema(feature_kind(kind).feature_names)
     except ModelSchemaError as err:
         raise PromotionRefused(f"{role} {model_name} version {version} does not fit this service: {err}") from None
     except MlflowException as err:
         if err.error_code != "RESOURCE_DOES_NOT_EXIST":
             raise
         raise PromotionRefused(f"{role} {model_name} version {version} is not registered") from None
+    return model
 
 
 def promote(

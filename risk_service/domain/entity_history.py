@@ -7,7 +7,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
 
 from features import ENTITY_KINDS, EntityOutcomes, entity_keys
-from features.cargo import CONTAINER_KINDS, LIST_SEPARATOR, container_entity_keys
+from features.cargo import CONTAINER_KINDS, COUNTED_CONTAINER_KINDS, LIST_SEPARATOR, container_entity_keys
 from risk_service.domain.cargo.model import CargoReport
 from risk_service.domain.declaration import Declaration
 
@@ -26,35 +26,51 @@ class _KnownEntities:
     """Per entity kind, key -> (first filing time, filings); the part both kinds of filing share."""
 
     kinds: tuple[str, ...] = ENTITY_KINDS
+    counted: tuple[str, ...] = ENTITY_KINDS  # whose filings are counted (and stored); the rest read as new
 
     def __init__(self, known: KnownEntities | None = None) -> None:
         self._known: dict[str, dict[str, tuple[datetime, int]]] = {kind: {} for kind in self.kinds}
         for kind, entries in (known or {}).items():
-            if kind not in self._known:
-                raise ValueError(f"unknown entity kind {kind!r}; expected one of {', '.join(self.kinds)}")
+            if kind not in self.counted:
+                raise ValueError(f"unknown entity kind {kind!r}; expected one of {', '.join(self.counted)}")
             self._known[kind].update(entries)
 
     def _entity_rows(
-        self, rows_keys: Iterable[tuple[str, ...]], at: datetime | None, outcomes: EntityOutcomes | None
+        self,
+        rows_keys: Iterable[tuple[str, ...]],
+        at: datetime | None,
+        outcomes: EntityOutcomes | None,
+        *,
+        counted_already: bool = False,
     ) -> list[tuple[float, ...]]:
-        """Per row, the kind-major entity columns (filings, days, inspections per kind, then findings)."""
+        """Per row, the kind-major entity columns (filings, days, inspections per kind, then findings).
+
+        `counted_already`: the filing itself is among the recorded ones (an amendment of a stored
+        filing), so it is left out of its own history.
+        """
         rows = []
         for keys in rows_keys:
             counts: list[float] = []
             found: list[float] = []
             for kind, key in zip(self.kinds, keys, strict=True):
-                filings, days = self._seen(kind, key, at)
+                filings, days = self._seen(kind, key, at, counted_already)
                 inspections, findings = outcomes.lookup(kind, key) if outcomes is not None and key else _NO_OUTCOME
                 counts += (filings, days, inspections)
                 found.append(findings)
             rows.append((*counts, *found))
         return rows
 
-    def _seen(self, kind: str, key: str, at: datetime | None) -> tuple[float, float]:
+    def _seen(self, kind: str, key: str, at: datetime | None, counted_already: bool = False) -> tuple[float, float]:
         entry = self._known[kind].get(key) if key else None
         if entry is None:
             return 0.0, math.nan
         first_seen, filings = entry
+        if counted_already and kind in self.counted:
+            # Its own earlier version is the first filing when nothing else is left; otherwise the first
+            # seen stays (slightly early if its own version came first and others followed).
+            filings -= 1
+            if filings <= 0:
+                return 0.0, math.nan
         if at is None:
             return float(filings), math.nan
         return float(filings), max(0.0, (at - first_seen).total_seconds() / 86400.0)
@@ -69,7 +85,7 @@ class _KnownEntities:
         seen: set[tuple[str, str]] = set()
         for keys in rows_keys:
             for kind, key in zip(self.kinds, keys, strict=True):
-                if key and (kind, key) not in seen:
+                if key and kind in self.counted and (kind, key) not in seen:
                     seen.add((kind, key))
                     known = self._known[kind]
                     entry = known.get(key)
@@ -103,13 +119,26 @@ class EntityHistory(_KnownEntities):
 
 class ContainerEntities(_KnownEntities):
     """The same for cargo reports: consignee, consignor, filer and lane (features.cargo.CONTAINER_KINDS),
-    counted per report as the cargo history counts them, as of its filing time."""
+    as of the report's filing time. Filings are counted per report, as the cargo history counts them,
+    for the kinds whose counts the model reads (COUNTED_CONTAINER_KINDS); the others' counts read as
+    none, and their inspections and findings come from the model's outcomes like every kind's."""
 
     kinds = CONTAINER_KINDS
+    counted = COUNTED_CONTAINER_KINDS
 
-    def lookup(self, report: CargoReport, outcomes: EntityOutcomes | None) -> list[tuple[float, ...]]:
-        """Per container, the container entity columns in features.cargo.CONTAINER_ENTITIES order."""
-        return self._entity_rows(report_keys(report), report.filing_time, outcomes)
+    def lookup(
+        self,
+        report: CargoReport,
+        outcomes: EntityOutcomes | None,
+        keys: Iterable[tuple[str, ...]] | None = None,
+        *,
+        counted_already: bool = False,
+    ) -> list[tuple[float, ...]]:
+        """Per container, the columns of features.cargo.CONTAINER_ENTITIES in order; `keys` when the
+        caller already has report_keys(report); `counted_already` for an amendment of a stored report
+        (training counts each report once, so it is not in its own history)."""
+        rows_keys = report_keys(report) if keys is None else keys
+        return self._entity_rows(rows_keys, report.filing_time, outcomes, counted_already=counted_already)
 
     def record(self, report: CargoReport) -> None:
         """Counts one newly stored report (call once per report id, not per version)."""

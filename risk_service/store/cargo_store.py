@@ -64,12 +64,14 @@ def _row(record: CargoRecord) -> dict[str, Any]:
 
 
 def _entity_rows(r: CargoReport) -> list[dict[str, Any]]:
-    """The filing_entities rows of one report: each party and lane it names, once (column declaration_id
+    """The filing_entities rows of one report: each counted entity it names, once (column declaration_id
     holds the filing's id, here the report's)."""
     if r.filing_time is None:
         return []
-    kinds = ContainerEntities.kinds
-    unique = {(kind, key) for keys in report_keys(r) for kind, key in zip(kinds, keys, strict=True) if key}
+    kinds, counted = ContainerEntities.kinds, ContainerEntities.counted
+    unique = {
+        (kind, key) for keys in report_keys(r) for kind, key in zip(kinds, keys, strict=True) if key and kind in counted
+    }
     return [
         {"kind": kind, "entity_key": key, "declaration_id": r.report_id, "lodged_at": r.filing_time}
         for kind, key in unique
@@ -198,7 +200,7 @@ class SqlCargoStore(WritingStore):
 
     def entity_history(self) -> dict[str, dict[str, tuple[datetime, int]]]:
         """The container kinds of filing_entities: warms the screener's ContainerEntities."""
-        return read_entity_history(self._engine, ContainerEntities.kinds)
+        return read_entity_history(self._engine, ContainerEntities.counted)
 
     def count(self) -> int:
         with self._engine.connect() as conn:

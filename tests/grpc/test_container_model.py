@@ -169,5 +169,5 @@ def test_stored_reports_feed_the_consignee_history_the_model_reads(
         known = store.entity_history()
     first_seen, filings = known["consignee"][consignee.id]
     assert filings == 2 and first_seen == early.filing_time
-    assert known["filer"][early.filer.id][1] >= 2
-    assert "importer" not in known  # the declaration kinds are the declaration store's
+    # only the counts the model reads are kept; the declaration kinds are the declaration store's
+    assert set(known) == {"consignee"}

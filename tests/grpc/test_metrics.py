@@ -38,6 +38,7 @@ def test_metrics_report_the_model_in_service_and_assessments(tmp_path: Path, reg
         text = scrape(port)
     assert metric(text, "risk_model_available") == 1.0
     assert f'model_version="{registry.version}"' in text
+    assert 'cargo_model_name="container-risk"' in text and 'cargo_model_version="none"' in text  # none trained
     assert metric(text, 'risk_assessments_total{channel="') == before + 1
     assert metric(text, "risk_rules_reload_failed") == 0.0
 

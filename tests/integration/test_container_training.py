@@ -89,7 +89,7 @@ def test_cli_trains_a_container_model_under_its_own_name_and_gates_its_promotion
     declarations = str(generated["declarations"])
     wrong = ["promote", "1", declarations, "--model-name", CONTAINER_MODEL, "--from", "2026-05-01"]
     assert main(wrong) == 2
-    assert "does not fit this service" in capsys.readouterr().err
+    assert "is a container model; judge it with --kind container" in capsys.readouterr().err
 
 
 def test_a_cargo_history_with_a_bad_row_is_refused_before_training(

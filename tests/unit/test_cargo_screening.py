@@ -5,11 +5,15 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import timedelta
 
+import numpy as np
+
+from features.cargo import CONTAINER_FEATURE_NAMES
 from risk_service.domain.assessment import Channel, RuleHit
 from risk_service.domain.cargo.model import ContainerOutcome, FilingType, PreLoadingOutcome
 from risk_service.domain.cargo.rules import CARGO_SUBJECT, DEFAULT_CARGO_RULES_PATH
 from risk_service.domain.cargo.screening import CargoPolicy, CargoScreener
 from risk_service.domain.declaration import Party, TransportMode
+from risk_service.domain.model_handle import ModelHandle
 from risk_service.domain.policy import SelectionPolicy
 from risk_service.domain.rules import RuleSetHolder
 from tests.cargo_builders import CONTAINER_NUMBERS, PLANNED_LOADING, cargo_report, container
@@ -79,3 +83,42 @@ def test_reassessment_replaces_consistency_reasons_and_keeps_the_rest() -> None:
     cleared = s.reassess(report, again, [])
     assert {h.rule_id for h in cleared.rule_hits} == {"CARGO-LATE-FILING"}
     assert cleared.risk_score == first.risk_score and cleared.pre_loading_outcome == first.pre_loading_outcome
+
+
+class _CertainModel:
+    """A container model sure of a finding on every container: contributions name one feature."""
+
+    feature_names = CONTAINER_FEATURE_NAMES
+    feature_state = None
+
+    def predict_proba(self, matrix: np.ndarray) -> np.ndarray:
+        return np.full(matrix.shape[0], 0.99)
+
+    def contributions(self, matrix: np.ndarray) -> np.ndarray:
+        out = np.zeros((matrix.shape[0], len(CONTAINER_FEATURE_NAMES) + 1))
+        out[:, CONTAINER_FEATURE_NAMES.index("seal_count")] = 2.5
+        return out
+
+
+class _Source:
+    name = "container-risk"
+
+    def resolve(self) -> str:
+        return "7"
+
+    def load(self, version: str) -> _CertainModel:
+        return _CertainModel()
+
+
+def test_the_model_opens_containers_but_never_holds_cargo_back() -> None:
+    """A finding predicted on arrival is no threat to the ship: DO_NOT_LOAD stays with the rules."""
+    models = ModelHandle(_Source())
+    assert models.refresh()
+    scored = replace(screener(), models=models)
+    (a,) = scored.assess([two_containers()])
+    assert all(c.model_score == 0.99 and c.risk_score >= 0.95 for c in a.containers)
+    assert a.pre_loading_outcome == PreLoadingOutcome.REQUEST_FOR_SCREENING
+    assert (a.model_name, a.model_version) == ("container-risk", "7")
+    assert all(c.contributions and c.contributions[0].feature == "seal_count" for c in a.containers)
+    (held,) = scored.assess([two_containers(consignee=Party(WATCHLISTED))])
+    assert held.pre_loading_outcome == PreLoadingOutcome.DO_NOT_LOAD  # the watch list still does

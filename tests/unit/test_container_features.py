@@ -223,6 +223,9 @@ def test_container_entity_history_never_looks_ahead(tmp_path: Path) -> None:
         ("port_of_loading", "Shanghai", "not a UN/LOCODE"),
         ("planned_arrival_time", "2026-11-01T00:00:00Z", "comes before planned_loading_time"),
         ("examination", "scan", "an examination of a container not inspected"),
+        ("origin_countries", "cn;VN", "ISO 3166 alpha-2 codes"),
+        ("item_count", 3, "differs from the number of hs_codes"),
+        ("packages", 0, "must be at least 1"),
     ],
 )
 def test_a_bad_cargo_history_names_file_line_and_column(tmp_path: Path, column: str, value: str, message: str) -> None:
@@ -262,3 +265,42 @@ def test_the_cargo_history_schema_document_is_current() -> None:
     assert documented == schema_markdown(), (
         "run: .venv/bin/python -m training.cargo_history > docs/cargo_history_schema.md"
     )
+
+
+def test_planned_times_may_be_blank_or_absent(tmp_path: Path) -> None:
+    rows = history_rows(two_container_report())
+    rows[0]["planned_loading_time"] = ""
+    frame = pd.DataFrame(rows).drop(columns="planned_arrival_time")
+    path = tmp_path / "no_times.csv"
+    frame.to_csv(path, index=False)
+    history = prepare_history(read_history(path, schema=CARGO_SCHEMA), CONTAINER)
+    assert history["planned_arrival_time"].isna().all() and history["planned_loading_time"].isna().iloc[0]
+    m = CONTAINER.matrix_of(history, None)
+    # a pre-arrival report without a planned arrival has no lead time; no voyage without both ends
+    assert np.isnan(m[:, F["filing_lead_hours"]]).all() and np.isnan(m[:, F["voyage_days"]]).all()
+
+
+def test_an_amendment_of_a_stored_report_is_not_in_its_own_history(tmp_path: Path) -> None:
+    """Training has one row per report (its newest version); serving has stored version 1 when version 2
+    arrives: the amendment must not count its own first version as an earlier filing."""
+    other = two_container_report(report_id="R0", filing_time=FILED - timedelta(days=20))
+    amended = two_container_report(report_id="R1", version=2)
+    first_version = replace(amended, version=1, filing_time=FILED - timedelta(days=3))
+    path = tmp_path / "cargo.csv"
+    write_history(pd.DataFrame([*history_rows(other), *history_rows(amended)]), path, CARGO_SCHEMA)
+    history = prepare_history(read_history(path, schema=CARGO_SCHEMA), CONTAINER)
+    trained = CONTAINER.matrix_of(history[history["report_id"] == "R1"], None)
+
+    entities = ContainerEntities()
+    entities.record(other)
+    entities.record(first_version)  # stored when version 1 was scored
+    columns, _ = container_columns([amended], entities, None, counted_already=[True])
+    served = build_container_matrix(columns, None)
+    np.testing.assert_array_equal(served, trained)
+    assert served[0, F["consignee_prior_filings"]] == 1.0
+
+    alone = ContainerEntities()
+    alone.record(first_version)
+    columns, _ = container_columns([amended], alone, None, counted_already=[True])
+    again = build_container_matrix(columns, None)
+    assert again[0, F["consignee_prior_filings"]] == 0.0 and np.isnan(again[0, F["consignee_days_known"]])

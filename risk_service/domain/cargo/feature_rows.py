@@ -14,12 +14,13 @@ from datetime import datetime
 import numpy as np
 
 from features import EntityOutcomes
-from features.cargo import CONTAINER_ENTITIES, CONTAINER_RAW_COLUMNS, LIST_SEPARATOR
+from features.cargo import CONTAINER_ENTITIES, CONTAINER_RAW_COLUMNS, LIST_SEPARATOR, container_entity_keys
 from risk_service.domain.cargo.model import CargoReport
 from risk_service.domain.entity_history import ContainerEntities
 
 _TEXT = tuple(k for k, kind in CONTAINER_RAW_COLUMNS.items() if kind == "str")
-_ENTITY = CONTAINER_ENTITIES.columns()
+_ENTITY = CONTAINER_ENTITIES.columns()  # what ContainerEntities.lookup gives, in order
+_ENTITY_RAW = [(j, name) for j, name in enumerate(_ENTITY) if name in CONTAINER_RAW_COLUMNS]
 _NUMBERS = tuple(k for k, kind in CONTAINER_RAW_COLUMNS.items() if kind != "str" and k not in _ENTITY)
 
 
@@ -28,19 +29,29 @@ def _seconds(moment: datetime | None) -> float:
 
 
 def _joined(values: Sequence[str]) -> str:
+    text = LIST_SEPARATOR.join(values)
+    if text.count(LIST_SEPARATOR) == len(values) - 1 or not values:
+        return text
     # A separator inside a value would split it in two: the history could not hold it either.
     return LIST_SEPARATOR.join(v.replace(LIST_SEPARATOR, " ") for v in values)
 
 
 def container_columns(
-    reports: Sequence[CargoReport], entities: ContainerEntities, outcomes: EntityOutcomes | None
+    reports: Sequence[CargoReport],
+    entities: ContainerEntities,
+    outcomes: EntityOutcomes | None,
+    counted_already: Sequence[bool] | None = None,
 ) -> tuple[dict[str, np.ndarray], list[slice]]:
-    """The raw columns of every container of every report, and each report's rows in them."""
+    """The raw columns of every container of every report, and each report's rows in them.
+
+    `counted_already` (per report): an earlier version is stored, so the report is left out of its
+    own parties' history.
+    """
     text: dict[str, list[str]] = {k: [] for k in _TEXT}
     numbers: dict[str, list[float]] = {k: [] for k in _NUMBERS}
     entity_rows: list[tuple[float, ...]] = []
     spans: list[slice] = []
-    for r in reports:
+    for n, r in enumerate(reports):
         start = len(entity_rows)
         report_level = {
             "filing_type": float(r.filing_type),
@@ -52,11 +63,14 @@ def container_columns(
             "planned_arrival_s": _seconds(r.planned_arrival_time),
         }
         route = _joined(r.transshipment_ports)
+        keys = []
         for c in r.containers:
+            codes = _joined([i.hs_code for i in c.items])
+            keys.append(container_entity_keys(r.consignee.id, r.consignor.id, r.filer.id, r.port_of_loading, codes))
             text["port_of_loading"].append(r.port_of_loading)
             text["transshipment_ports"].append(route)
             text["size_type_code"].append(c.size_type_code)
-            text["hs_codes"].append(_joined([i.hs_code for i in c.items]))
+            text["hs_codes"].append(codes)
             text["descriptions"].append(_joined([i.description for i in c.items]))
             text["origin_countries"].append(_joined([i.origin_country for i in c.items if i.origin_country]))
             own = {
@@ -67,11 +81,12 @@ def container_columns(
             }
             for name in _NUMBERS:
                 numbers[name].append(report_level[name] if name in report_level else own[name])
-        entity_rows.extend(entities.lookup(r, outcomes))
+        amended = counted_already is not None and counted_already[n]
+        entity_rows.extend(entities.lookup(r, outcomes, keys, counted_already=amended))
         spans.append(slice(start, len(entity_rows)))
     columns: dict[str, np.ndarray] = {k: np.array(v, dtype=object) for k, v in text.items()}
     columns.update({k: np.array(v, dtype=np.float64) for k, v in numbers.items()})
     block = np.array(entity_rows, dtype=np.float64).reshape(len(entity_rows), len(_ENTITY))
-    for j, name in enumerate(_ENTITY):
+    for j, name in _ENTITY_RAW:
         columns[name] = block[:, j]
     return columns, spans

@@ -183,6 +183,9 @@ class CargoFacts:
     master_house_mismatches: int = 0
     #: Disagreements with a linked goods declaration; 0 when none or not linked.
     consistency_mismatches: int = 0
+    #: An earlier version of this report is stored, so the report is already counted in its parties'
+    #: history: the model's entity features leave it out, as training counts a report once.
+    earlier_version_stored: bool = False
 
 
 def cargo_context_schema(feature_names: Sequence[str]) -> dict[str, type]:

@@ -9,7 +9,8 @@ carry the model's top feature contributions. Channels then map to the cargo outc
 - on arrival, per container: GREEN or BLUE -> NO_ACTION, YELLOW -> SCAN, RED -> PHYSICAL_EXAMINATION;
 - before loading, for the report: the strongest container channel, YELLOW -> REQUEST_FOR_INFORMATION,
   RED -> REQUEST_FOR_SCREENING, and DO_NOT_LOAD only for an imminent threat: a hit of a rule the
-  settings name for it (watch lists, typically), or a risk at or above the do-not-load score.
+  settings name for it (watch lists, typically), or a rule score at or above the do-not-load score
+  (the model's probability of a finding on arrival is no threat to the ship: it never holds cargo back).
 """
 
 from __future__ import annotations
@@ -90,7 +91,8 @@ class CargoScreener:
         rule_set = self.rules.current
         loaded = self.models.current
         now = self.clock()
-        matrix, spans, probabilities = self._score(reports, loaded)
+        stored = [f.earlier_version_stored for f in facts] if facts is not None else None
+        scored = self._score(reports, loaded, stored) if loaded is not None else None
         out = []
         for n, report in enumerate(reports):
             contexts = cargo_contexts(
@@ -101,23 +103,24 @@ class CargoScreener:
             hits = rule_set.evaluate(contexts, on=(report.filing_time or now).date())
             if extra_hits is not None:
                 hits = (*hits, *extra_hits[n])
-            scores = probabilities[spans[n]].tolist() if probabilities is not None else [None] * len(report.containers)
-            assessment = self._decide(report, hits, scores, rule_set.version, now, loaded)
-            if loaded is not None:
-                assessment = self._explain(assessment, loaded, matrix[spans[n]])
-            out.append(assessment)
+            if loaded is None or scored is None:
+                out.append(self._decide(report, hits, [None] * len(report.containers), rule_set.version, now, None))
+                continue
+            matrix, spans, probabilities = scored
+            rows = matrix[spans[n]]
+            assessment = self._decide(report, hits, probabilities[spans[n]].tolist(), rule_set.version, now, loaded)
+            out.append(self._explain(assessment, loaded, rows))
         return out
 
     def _score(
-        self, reports: Sequence[CargoReport], loaded: LoadedModel | None
-    ) -> tuple[np.ndarray, list[slice], np.ndarray | None]:
+        self, reports: Sequence[CargoReport], loaded: LoadedModel, counted_already: Sequence[bool] | None
+    ) -> tuple[np.ndarray, list[slice], np.ndarray]:
         """The container matrix of every report (features.cargo, as training builds it) and its scores."""
-        state = loaded.model.feature_state if loaded is not None else None
+        state = loaded.model.feature_state
         if not isinstance(state, ContainerFeatureState):  # the loader admits container models only
             state = None
-        columns, spans = container_columns(reports, self.entities, state.outcomes if state is not None else None)
-        if loaded is None:
-            return np.empty((0, 0)), spans, None
+        outcomes = state.outcomes if state is not None else None
+        columns, spans = container_columns(reports, self.entities, outcomes, counted_already)
         matrix = build_container_matrix(columns, state)
         return matrix, spans, loaded.model.predict_proba(matrix)
 
@@ -179,10 +182,12 @@ class CargoScreener:
                 by_container[number].append(hit)
         selection = self.policy.selection
         containers: list[ContainerAssessment] = []
+        rules_risk = 0.0  # the riskiest container's rule score alone: what may hold cargo back
         for container, model_score in zip(report.containers, model_scores, strict=True):
             own = by_container[container.container_number]
             applying = (*shared, *own)
             risk = combine_scores(model_score, [h.weight for h in applying])
+            rules_risk = max(rules_risk, combine_scores(None, [h.weight for h in applying]))
             targeted = max([selection.channel_for_score(risk), *(h.min_channel for h in applying if h.min_channel)])
             channel, drawn = targeted, False
             if report.filing_type == FilingType.PRE_ARRIVAL:  # random scans on arrival, never to hold cargo back
@@ -206,7 +211,9 @@ class CargoScreener:
         pre_loading = PreLoadingOutcome.UNSPECIFIED
         if report.filing_type == FilingType.PRE_LOADING:
             threat = any(h.rule_id in self.policy.do_not_load_rules for h in hits)
-            if threat or top.risk_score >= self.policy.do_not_load_score:
+            # The model predicts findings on arrival (revenue as much as safety), never an imminent
+            # threat: only rules hold cargo back.
+            if threat or rules_risk >= self.policy.do_not_load_score:
                 pre_loading = PreLoadingOutcome.DO_NOT_LOAD
             else:
                 pre_loading = _BEFORE_LOADING.get(

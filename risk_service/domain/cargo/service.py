@@ -122,6 +122,7 @@ class CargoScoringService:
                 amended_after_risk_result=_had_risk_result(earlier.get(r.key)),
                 master_house_mismatches=f.master_house_mismatches,
                 consistency_mismatches=f.declaration_mismatches,
+                earlier_version_stored=r.key in earlier,
             )
             for r, f in zip(reports, findings, strict=True)
         ]
@@ -142,8 +143,8 @@ class CargoScoringService:
             self._refused("STORE_UNAVAILABLE", len(records))
             raise Unavailable("the assessment store is unavailable; retry later") from err
         for report, result in zip(reports, results, strict=True):
-            # A report counts once for its parties, as in the cargo history (the store keeps the exact count).
-            if result.created and report.version == 1:
+            # A report counts once for its parties, as in the cargo history: when its first stored version is.
+            if result.created and report.key not in earlier:
                 self._screener.entities.record(report)
         return results
 
