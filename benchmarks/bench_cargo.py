@@ -1,10 +1,11 @@
 """Cargo screening benchmark: a load generator in its own process against a real `risk serve` with storage on.
 
     .venv/bin/python benchmarks/bench_cargo.py [--database {sqlite,postgresql}] [--runs 3] [--seconds 8]
-        [--containers 50] [--items 5] [--batch 20] [--follow-ups 0.5] [--json]
+        [--containers 50] [--items 5] [--batch 20] [--follow-ups 0.5] [--no-model] [--json]
 
-Starts the server as a subprocess (bench_scoring.start_server, without the demo model: cargo
-screening reads no model) on a fresh data folder and a fresh database: SQLite in that folder, or a
+Starts the server as a subprocess (bench_scoring.start_server, with the demo models: the
+container-targeting model scores every container; --no-model screens by rules alone) on a fresh
+data folder and a fresh database: SQLite in that folder, or a
 new PostgreSQL database made through --postgres-url and dropped at the end. Sends a warm-up whose
 requests are checked (parsed back and validated) and whose answers are read and tallied (the mix
 of rule hits and outcomes is printed), then per run measures unary ScoreCargoReport calls at 8 and
@@ -733,6 +734,7 @@ def main() -> None:
         "--follow-ups", type=float, default=0.5, help="share of pre-loading filings followed by a pre-arrival filing"
     )
     parser.add_argument("--warmup", type=int, default=200, help="reports sent unary before timing, answers read")
+    parser.add_argument("--no-model", action="store_true", help="no container model: rules and cross-checks alone")
     parser.add_argument("--json", action="store_true", help="also print the summary as one JSON line")
     args = parser.parse_args()
 
@@ -754,7 +756,7 @@ def main() -> None:
         tempfile.TemporaryDirectory(prefix="risk-bench-cargo-") as folder,
         fresh_database(args.database, Path(folder), args.postgres_url) as url,
     ):
-        proc, address = start_server(Path(folder), url, demo=False)
+        proc, address = start_server(Path(folder), url, demo=not args.no_model)
         try:
             meter = CpuMeter(proc.pid, postgres=args.database == "postgresql")
             tally, rate = asyncio.run(warm_up(address, make, args.warmup, args.batch))
