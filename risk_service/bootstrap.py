@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import signal
 from collections.abc import Callable, Sequence
@@ -332,6 +333,24 @@ def ensure_demo_model(settings: Settings) -> tuple[str, str]:
     return declaration, container
 
 
+def check_exposure(settings: Settings) -> None:
+    """No open door: without tokens the server binds loopback only (or says a proxy authenticates)."""
+    if settings.auth.tokens or settings.auth.allow_anonymous:
+        return
+    host = settings.server.host
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = host == "localhost"
+    if not loopback:
+        raise ValueError(
+            f"RISK_SERVER__HOST is {host} but RISK_AUTH__TOKENS is empty: anyone who reaches the port could "
+            "score and change permits. Configure tokens (risk auth token), bind 127.0.0.1, or set "
+            "RISK_AUTH__ALLOW_ANONYMOUS=true when a proxy in front authenticates callers"
+        )
+    log.warning("no API tokens configured: every caller on this host is trusted (RISK_AUTH__TOKENS)")
+
+
 async def serve(
     settings: Settings,
     *,
@@ -339,7 +358,12 @@ async def serve(
     on_ready: Callable[[int], None] | None = None,
     model_source: ModelSource | None = None,
 ) -> None:
-    """Runs until `stop` is set or SIGINT/SIGTERM arrives; health is SERVING only while ready."""
+    """Runs until `stop` is set or SIGINT/SIGTERM arrives; health is SERVING only while ready.
+
+    Refuses (ValueError) to serve without credentials on an address other hosts can reach, unless
+    settings.auth.allow_anonymous says a proxy in front authenticates.
+    """
+    check_exposure(settings)
     app = await asyncio.to_thread(build_app, settings, model_source)
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -352,7 +376,13 @@ async def serve(
         metrics_server, _ = start_http_server(settings.server.metrics_port, addr=settings.server.host)
         log.info("metrics on http://%s:%d/metrics", settings.server.host, metrics_server.server_port)
     running = await start_server(
-        app.service, settings.server, app.permits, cargo=app.cargo, max_import_rows=settings.permits.max_import_rows
+        app.service,
+        settings.server,
+        app.permits,
+        cargo=app.cargo,
+        max_import_rows=settings.permits.max_import_rows,
+        auth=settings.auth,
+        tls=settings.tls,
     )
     try:
         await running.set_model_available(app.models.current is not None)

@@ -101,6 +101,27 @@ def _parser() -> argparse.ArgumentParser:
     table.add_argument("file", type=Path)
     table.set_defaults(run=_permits_check_table)
 
+    auth = sub.add_parser("auth", help="API credentials").add_subparsers(title="auth commands")
+    token = auth.add_parser(
+        "token", help="make an API token: prints the token once and its entry for RISK_AUTH__TOKENS (a hash only)"
+    )
+    token.add_argument("--name", required=True, help="who the caller is; recorded as the actor of its changes")
+    token.add_argument(
+        "--role",
+        action="append",
+        required=True,
+        choices=("clearance", "agency", "officer", "analyst"),
+        help="a role the token grants (repeat for several)",
+    )
+    token.add_argument("--agency", help="the issuing agency an agency token acts for")
+    token.set_defaults(run=_auth_token)
+
+    audit = sub.add_parser("audit", help="the audit trail").add_subparsers(title="audit commands")
+    verify = audit.add_parser(
+        "verify", help="check the audit chain and that every audited record is as it was stored (exit 1 if not)"
+    )
+    verify.set_defaults(run=_audit_verify)
+
     db = sub.add_parser("db", help="database migrations").add_subparsers(title="db commands")
     up = db.add_parser("upgrade", help="migrate the database to the newest schema")
     up.set_defaults(run=_db_upgrade)
@@ -188,6 +209,49 @@ def _parser() -> argparse.ArgumentParser:
     _kind_arg(rollback)
     rollback.set_defaults(run=_rollback)
     return parser
+
+
+def _audit_verify(args: argparse.Namespace, settings: Any) -> int:
+    from risk_service.store import audit, migrations
+    from risk_service.store.db import create_engine
+
+    url = settings.resolved_database_url
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    migrations.upgrade(url)
+    engine = create_engine(url)
+    try:
+        report = audit.verify(engine)
+    finally:
+        engine.dispose()
+    if report.intact:
+        span = f" from {report.first.isoformat()} to {report.last.isoformat()}" if report.first and report.last else ""
+        print(f"audit trail intact: {report.entries} entries{span}")
+        return 0
+    for problem in report.problems:
+        print(f"risk: audit trail: {problem}", file=sys.stderr)
+    print(f"risk: the audit trail of {report.entries} entries shows tampering", file=sys.stderr)
+    return 1
+
+
+def _auth_token(args: argparse.Namespace, settings: Any) -> int:
+    import json
+    import secrets
+
+    from pydantic import ValidationError
+
+    from risk_service.grpc.auth import token_digest
+    from risk_service.settings import ApiToken
+
+    token = secrets.token_urlsafe(32)
+    try:
+        entry = ApiToken(name=args.name, sha256=token_digest(token), roles=args.role, agency=args.agency)
+    except ValidationError as err:
+        print(f"risk: {err.errors()[0]['msg']}", file=sys.stderr)
+        return 2
+    print(f"token (shown once; give it to {entry.name}, keep it out of configuration): {token}")
+    print("add to RISK_AUTH__TOKENS (a JSON list):")
+    print(json.dumps(entry.model_dump(mode="json", exclude_none=True)))
+    return 0
 
 
 def _kind_arg(parser: argparse.ArgumentParser, what: str = "") -> None:
@@ -469,7 +533,7 @@ def _evaluate(args: argparse.Namespace, settings: Any) -> int:
 def _serve(args: argparse.Namespace, settings: Any) -> int:
     import asyncio
 
-    from risk_service.bootstrap import ensure_demo_model, serve
+    from risk_service.bootstrap import check_exposure, ensure_demo_model, serve
 
     if args.port is not None:
         from risk_service.settings import ServerSettings
@@ -479,6 +543,11 @@ def _serve(args: argparse.Namespace, settings: Any) -> int:
         except ValueError as err:
             print(f"risk: invalid --port: {err}", file=sys.stderr)
             return 2
+    try:
+        check_exposure(settings)
+    except ValueError as err:
+        print(f"risk: {err}", file=sys.stderr)
+        return 2
     if args.demo:
         _print_demo_champions(settings, ensure_demo_model(settings))
 
@@ -537,10 +606,11 @@ def _score(args: argparse.Namespace, settings: Any) -> int:
     from google.protobuf import json_format
 
     from protos.risk.v1 import risk_scoring_service_pb2_grpc as pb_grpc
+    from risk_service.grpc.client import open_channel
 
     request = _read_request(args.file)
     address = args.address or f"{settings.server.host}:{settings.server.port}"
-    with grpc.insecure_channel(address) as channel:
+    with open_channel(address, settings.client) as channel:
         stub = pb_grpc.RiskScoringServiceStub(channel)
         call = getattr(stub, _SCORE_CALLS[type(request).__name__])
         try:
@@ -575,6 +645,7 @@ def _permits_import(args: argparse.Namespace, settings: Any) -> int:
 
     from protos.risk.v1 import permit_service_pb2 as pb
     from protos.risk.v1 import permit_service_pb2_grpc as pb_grpc
+    from risk_service.grpc.client import open_channel
     from risk_service.permit_feed import FeedError, read_feed
 
     path: Path = args.file
@@ -610,7 +681,7 @@ def _permits_import(args: argparse.Namespace, settings: Any) -> int:
 
     address = args.address or f"{settings.server.host}:{settings.server.port}"
     # One line-level error per bad row comes back in the response, which can pass gRPC's 4 MiB default.
-    with grpc.insecure_channel(address, options=_LARGE_MESSAGES) as channel:
+    with open_channel(address, settings.client, _LARGE_MESSAGES) as channel:
         try:
             response = pb_grpc.PermitServiceStub(channel).ImportPermits(requests(), timeout=args.timeout)
         except grpc.RpcError as err:
@@ -646,10 +717,11 @@ def _permits_report(args: argparse.Namespace, settings: Any) -> int:
 
     from protos.risk.v1 import permit_service_pb2 as pb
     from protos.risk.v1 import permit_service_pb2_grpc as pb_grpc
+    from risk_service.grpc.client import open_channel
 
     address = args.address or f"{settings.server.host}:{settings.server.port}"
     usages: list[Any] = []
-    with grpc.insecure_channel(address, options=_LARGE_MESSAGES) as channel:
+    with open_channel(address, settings.client, _LARGE_MESSAGES) as channel:
         stub = pb_grpc.PermitServiceStub(channel)
         token = ""
         while True:

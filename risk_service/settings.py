@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import enum
 from pathlib import Path
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from risk_service.domain.declaration import TransportMode
@@ -170,6 +171,77 @@ class CargoSettings(BaseModel):
         return self
 
 
+class Role(enum.StrEnum):
+    """What a caller may do; each RPC names the roles it admits (risk_service/grpc/auth.py)."""
+
+    CLEARANCE = "clearance"  # the clearance system: scores declarations and cargo reports
+    AGENCY = "agency"  # an issuing agency: its own permits only
+    OFFICER = "officer"  # reviews cases, reads permits
+    ANALYST = "analyst"  # rules and models, reads permits and reports
+
+
+class ApiToken(BaseModel):
+    """One caller's credential, kept as the SHA-256 of the token only (`risk auth token` makes both)."""
+
+    name: str = Field(min_length=1, max_length=64, description="Who the caller is; recorded as the actor.")
+    sha256: str = Field(
+        pattern="^[0-9a-f]{64}$", description="Hex SHA-256 of the token; the token itself is never kept."
+    )
+    roles: list[Role] = Field(min_length=1)
+    agency: str | None = Field(None, min_length=1, description="The issuing agency an agency token acts for.")
+
+    @model_validator(mode="after")
+    def _agency_for_agency_role(self) -> ApiToken:
+        if (Role.AGENCY in self.roles) != (self.agency is not None):
+            raise ValueError("an agency token names its agency, and only an agency token does")
+        return self
+
+
+class AuthSettings(BaseModel):
+    tokens: list[ApiToken] = Field(
+        default_factory=list, description="Callers and their roles; empty: no credential asked (loopback only)."
+    )
+    allow_anonymous: bool = Field(
+        False, description="Serve without tokens on a non-loopback address (behind an authenticating proxy only)."
+    )
+
+    @model_validator(mode="after")
+    def _unique(self) -> AuthSettings:
+        for field in ("name", "sha256"):
+            values = [getattr(t, field) for t in self.tokens]
+            if len(values) != len(set(values)):
+                raise ValueError(f"two tokens share a {field}")
+        return self
+
+
+class TlsSettings(BaseModel):
+    cert_file: Path | None = Field(None, description="Server certificate chain (PEM); set with key_file to serve TLS.")
+    key_file: Path | None = Field(None, description="Server private key (PEM).")
+    client_ca_file: Path | None = Field(
+        None, description="CA bundle of client certificates (PEM): set for mutual TLS, every client must present one."
+    )
+
+    @model_validator(mode="after")
+    def _complete(self) -> TlsSettings:
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("cert_file and key_file go together")
+        if self.client_ca_file is not None and self.cert_file is None:
+            raise ValueError("client_ca_file (mutual TLS) needs cert_file and key_file")
+        for path in (self.cert_file, self.key_file, self.client_ca_file):
+            if path is not None and not path.is_file():
+                raise ValueError(f"{path} is not a readable file")
+        return self
+
+
+class ClientSettings(BaseModel):
+    """How the `risk` command's client calls (score, permits import/report) reach a server."""
+
+    token: SecretStr | None = Field(None, description="API token sent as 'authorization: Bearer <token>'.")
+    ca_file: Path | None = Field(None, description="CA bundle (PEM) to trust the server's certificate; set for TLS.")
+    cert_file: Path | None = Field(None, description="Client certificate (PEM) for mutual TLS.")
+    key_file: Path | None = Field(None, description="Client private key (PEM) for mutual TLS.")
+
+
 class Settings(BaseSettings):
     """Service configuration; every field can be set as RISK_<FIELD> or RISK_<GROUP>__<FIELD>."""
 
@@ -191,6 +263,9 @@ class Settings(BaseSettings):
     permits: PermitSettings = Field(default_factory=PermitSettings)  # type: ignore[arg-type]
     cargo: CargoSettings = Field(default_factory=CargoSettings)  # type: ignore[arg-type]
     consistency: ConsistencySettings = Field(default_factory=ConsistencySettings)  # type: ignore[arg-type]
+    auth: AuthSettings = Field(default_factory=AuthSettings)  # type: ignore[arg-type]
+    tls: TlsSettings = Field(default_factory=TlsSettings)  # type: ignore[arg-type]
+    client: ClientSettings = Field(default_factory=ClientSettings)  # type: ignore[arg-type]
 
     @property
     def resolved_database_url(self) -> str:

@@ -58,6 +58,12 @@ class FailedPrecondition(DomainError):
     reason = "FAILED_PRECONDITION"
 
 
+class PermissionDenied(DomainError):
+    """The caller is known but may not do this (another agency's permit, say)."""
+
+    reason = "PERMISSION_DENIED"
+
+
 class Unavailable(DomainError):
     """A dependency (the store) cannot take the work now; the caller may retry."""
 

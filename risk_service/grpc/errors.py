@@ -20,8 +20,10 @@ from risk_service.domain.errors import (
     FieldViolation,
     InvalidArgument,
     NotFound,
+    PermissionDenied,
     Unavailable,
 )
+from risk_service.grpc.wrapping import MethodWrappingInterceptor
 
 log = logging.getLogger(__name__)
 ERROR_DOMAIN = "risk.customs.v1"
@@ -31,6 +33,7 @@ _CODES: list[tuple[type[DomainError], int]] = [
     (AlreadyExists, code_pb2.ALREADY_EXISTS),
     (NotFound, code_pb2.NOT_FOUND),
     (FailedPrecondition, code_pb2.FAILED_PRECONDITION),
+    (PermissionDenied, code_pb2.PERMISSION_DENIED),
     (Unavailable, code_pb2.UNAVAILABLE),
 ]
 
@@ -68,30 +71,15 @@ def _pack(message: Any) -> any_pb2.Any:
     return packed
 
 
-class ErrorInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+class ErrorInterceptor(MethodWrappingInterceptor):
     """Maps DomainError to its status; any other exception is logged and answered INTERNAL, generically.
 
     Requests are decoded inside the guard, so bytes that are not a valid message (bad UTF-8, a
     corrupt wire format) are INVALID_ARGUMENT instead of gRPC's own UNKNOWN with the decoder's text.
     """
 
-    def __init__(self) -> None:
-        # Wrapping is per method, not per call: handlers are fixed once the server has started.
-        self._guarded: dict[str, grpc.RpcMethodHandler] = {}
-
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
-        method = handler_call_details.method
-        guarded = self._guarded.get(method)
-        if guarded is None:
-            handler = await continuation(handler_call_details)
-            if handler is None:
-                return None
-            guarded = self._guarded[method] = self._guard(handler, method)
-        return guarded
+    def wrap(self, handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
+        return self._guard(handler, method)
 
     @staticmethod
     def _guard(handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:

@@ -16,10 +16,11 @@ from protos.risk.v1 import risk_scoring_service_pb2_grpc as pb_grpc
 from risk_service.domain.cargo.service import CargoScoringService
 from risk_service.domain.permits.service import PermitService
 from risk_service.domain.service import ScoringService
+from risk_service.grpc.auth import AuthInterceptor
 from risk_service.grpc.errors import ErrorInterceptor
 from risk_service.grpc.permit_servicer import MAX_IMPORT_ROWS, PermitServicer
 from risk_service.grpc.servicer import RiskScoringServicer
-from risk_service.settings import ServerSettings
+from risk_service.settings import AuthSettings, ServerSettings, TlsSettings
 
 log = logging.getLogger(__name__)
 
@@ -59,17 +60,24 @@ async def start_server(
     *,
     cargo: CargoScoringService | None = None,
     max_import_rows: int = MAX_IMPORT_ROWS,
+    auth: AuthSettings | None = None,
+    tls: TlsSettings | None = None,
 ) -> RunningServer:
     """Starts listening; health says NOT_SERVING until the caller marks the server ready.
 
     With `permits`, PermitService is served too (ImportPermits streams bounded by max_import_rows,
     normally PermitSettings.max_import_rows) and CancelDeclaration works; without, CancelDeclaration
     answers FAILED_PRECONDITION and PermitService is not registered (UNIMPLEMENTED). Without
-    `cargo`, the cargo RPCs answer FAILED_PRECONDITION.
+    `cargo`, the cargo RPCs answer FAILED_PRECONDITION. With `auth` tokens every call but health
+    and reflection needs a credential with the RPC's role (grpc.auth); with `tls` certificates the
+    port speaks TLS only, and with a client CA every client must present a certificate it signed.
     """
     max_bytes = settings.max_message_mb * 1024 * 1024
+    interceptors: list[grpc.aio.ServerInterceptor] = [ErrorInterceptor()]
+    if auth is not None and auth.tokens:
+        interceptors.insert(0, AuthInterceptor(auth.tokens))  # outermost: nothing runs for a stranger
     server = grpc.aio.server(
-        interceptors=[ErrorInterceptor()],
+        interceptors=interceptors,
         options=[
             ("grpc.max_receive_message_length", max_bytes),
             ("grpc.max_send_message_length", max_bytes),
@@ -92,11 +100,24 @@ async def start_server(
         (*services, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
         server,
     )
-    port = server.add_insecure_port(f"{settings.host}:{settings.port}")
+    address = f"{settings.host}:{settings.port}"
+    port = server.add_secure_port(address, credentials) if (credentials := _credentials(tls)) else None
+    port = port if port is not None else server.add_insecure_port(address)
     if port == 0:
         raise OSError(f"cannot bind the gRPC server to {settings.host}:{settings.port}")
     await server.start()
     running = RunningServer(server, port, health, services)
     await running.set_ready(False)
-    log.info("gRPC server listening on %s:%d", settings.host, port)
+    log.info("gRPC server listening on %s:%d%s", settings.host, port, " (TLS)" if credentials else "")
     return running
+
+
+def _credentials(tls: TlsSettings | None) -> grpc.ServerCredentials | None:
+    if tls is None or tls.cert_file is None or tls.key_file is None:
+        return None
+    client_ca = tls.client_ca_file.read_bytes() if tls.client_ca_file is not None else None
+    return grpc.ssl_server_credentials(
+        [(tls.key_file.read_bytes(), tls.cert_file.read_bytes())],
+        root_certificates=client_ca,
+        require_client_auth=client_ca is not None,
+    )

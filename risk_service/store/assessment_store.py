@@ -19,7 +19,8 @@ from risk_service.domain.declaration import Declaration
 from risk_service.domain.entity_history import declaration_keys
 from risk_service.domain.permits.model import LineBalance
 from risk_service.domain.ports import AssessmentRecord, BalancesChanged, SaveResult, SettleRefusals
-from risk_service.store import codec, keyed_writes, links
+from risk_service.store import audit, codec, keyed_writes, links
+from risk_service.store.audit import AuditKind
 from risk_service.store.cargo_codec import cargo_assessment_to_dict
 from risk_service.store.db import BulkInsert, create_engine
 from risk_service.store.entities import read_entity_history
@@ -87,6 +88,11 @@ def _entity_rows(d: Declaration) -> list[dict[str, Any]]:
         {"kind": kind, "entity_key": key, "declaration_id": d.declaration_id, "lodged_at": d.lodgement_time}
         for kind, key in unique
     ]
+
+
+def _audit_entry(record: AssessmentRecord, row: _Row) -> audit.AuditEntry:
+    a = record.assessment
+    return audit.entry(AuditKind.ASSESSMENT, a.assessment_id, audit.SCREENING, row["assessment_json"])
 
 
 def _new_filing(r: AssessmentRecord) -> NewFiling:
@@ -200,7 +206,15 @@ class SqlAssessmentStore(WritingStore):
         entity_rows = [e for k in inserted for e in _entity_rows(planned[k][0].declaration)]
         entity_rows.sort(key=lambda e: (e["kind"], e["entity_key"], e["declaration_id"]))
         self._insert_entities.execute(conn, entity_rows)
-        self._write_links(conn, [planned[k][0] for k in inserted])
+        later = self._write_links(conn, [planned[k][0] for k in inserted])
+        # Last in the transaction: the audit chain's head is the last lock it takes.
+        audit.append(
+            conn,
+            [
+                *(_audit_entry(*planned[k]) for k in sorted(inserted)),
+                *audit.reassessment_entries(later),
+            ],
+        )
         out = keyed_writes.collect_results(submissions, plan, inserted, stored, _key, SaveResult)
         if plan.rolled_back:
             log.info(
@@ -211,11 +225,12 @@ class SqlAssessmentStore(WritingStore):
         balances = settlement.balances
         return out, (lambda: self._notify(balances)) if balances else None
 
-    def _write_links(self, conn: sa.Connection, created: list[AssessmentRecord]) -> None:
+    def _write_links(self, conn: sa.Connection, created: list[AssessmentRecord]) -> list[Reassessed]:
         """The new versions' document links, and the cargo reports re-assessed because they arrived."""
         filings = [_new_filing(r) for r in created]
         later = [_reassessed(x.assessment, x.trigger) for r in created for x in r.reassessments]
         self._links.write(conn, links.DECLARATION, filings, links.CARGO_REPORT, later)
+        return later
 
     def _settle_claims(self, conn: sa.Connection, planned: dict[_Key, tuple[AssessmentRecord, _Row]]) -> Settlement:
         """Settles the permit claims of the records about to be inserted; swaps in the flagged assessments.

@@ -16,7 +16,8 @@ from risk_service.domain.cargo.model import CargoReport
 from risk_service.domain.cargo.ports import CargoRecord, CargoSaveResult
 from risk_service.domain.consistency import report_link_keys, report_time
 from risk_service.domain.entity_history import ContainerEntities, report_keys
-from risk_service.store import keyed_writes, links
+from risk_service.store import audit, keyed_writes, links
+from risk_service.store.audit import AuditKind
 from risk_service.store.cargo_codec import (
     cargo_assessment_from_dict,
     cargo_assessment_to_dict,
@@ -130,14 +131,31 @@ class SqlCargoStore(WritingStore):
         entity_rows = [e for c in created for e in _entity_rows(c.report)]
         entity_rows.sort(key=lambda e: (e["kind"], e["entity_key"], e["declaration_id"]))  # lock order
         self._insert_entities.execute(conn, entity_rows)
-        self._write_links(conn, created)
+        later = self._write_links(conn, created)
+        # Last in the transaction: the audit chain's head is the last lock it takes.
+        audit.append(
+            conn,
+            [
+                *(
+                    audit.entry(
+                        AuditKind.CARGO_ASSESSMENT,
+                        plan.planned[k][0].assessment.assessment_id,
+                        audit.SCREENING,
+                        plan.planned[k][1]["assessment_json"],
+                    )
+                    for k in sorted(inserted)
+                ),
+                *audit.reassessment_entries(later),
+            ],
+        )
         return keyed_writes.collect_results(submissions, plan, inserted, stored, _key, CargoSaveResult), None
 
-    def _write_links(self, conn: sa.Connection, created: list[CargoRecord]) -> None:
+    def _write_links(self, conn: sa.Connection, created: list[CargoRecord]) -> list[Reassessed]:
         """The new versions' document links, and the declarations re-assessed because they arrived."""
         filings = [_new_filing(c) for c in created]
         later = [_reassessed(x.assessment, x.trigger) for c in created for x in c.reassessments]
         self._links.write(conn, links.CARGO_REPORT, filings, links.DECLARATION, later)
+        return later
 
     @staticmethod
     def _stored(conn: sa.Connection, keys: Sequence[_Key], *, must_exist: bool) -> keyed_writes.Stored:

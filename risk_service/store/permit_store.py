@@ -22,7 +22,7 @@ from risk_service.domain.permits.model import (
     PermitStatus,
 )
 from risk_service.domain.ports import BalancesChanged, ChangeOutcome, PermitChangeRequest, PermitFilter
-from risk_service.store import codec
+from risk_service.store import audit, codec
 from risk_service.store.db import chunks, create_engine
 from risk_service.store.ledger import LineKey, lock_declarations, release_declaration
 from risk_service.store.tables import (
@@ -83,6 +83,22 @@ def _line_row(permit_id: str, line: PermitGoodsLine) -> _Row:
         "authorised_quantity": line.authorised_quantity,
         "authorised_value": line.authorised_value,
     }
+
+
+def _audit_entry(change: PermitChange) -> audit.AuditEntry:
+    """The entry of a permit change, vouching for the row permit_changes keeps of it."""
+    document = audit.permit_change_document(
+        {
+            "permit": codec.permit_to_dict(change.permit),
+            "action": int(change.action),
+            "actor": change.actor,
+            "reason": change.reason,
+            "changed_at": change.change_time,
+        }
+    )
+    return audit.AuditEntry(
+        audit.AuditKind.PERMIT_CHANGE, change.request_id, change.actor, audit.canonical_sha256(document)
+    )
 
 
 class SqlPermitStore:
@@ -284,6 +300,8 @@ class SqlPermitStore:
                 for request, change in plan.changes
             ],
         )
+        # Last in the transaction: the audit chain's head is the last lock it takes.
+        audit.append(conn, [_audit_entry(change) for _, change in plan.changes])
 
     # -- cancellation ------------------------------------------------------------------------------
 

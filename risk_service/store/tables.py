@@ -236,3 +236,23 @@ declaration_cancellations = sa.Table(
     sa.Column("cancelled_at", UtcDateTime, nullable=False),
     sa.Column("released", JsonDocument, nullable=False),  # the draws given back, as they were
 )
+
+
+# -- audit trail ----------------------------------------------------------------------------------
+
+# Append-only (migration 0006 adds triggers refusing UPDATE and DELETE): assessments, re-assessments,
+# cargo assessments and permit changes, each entry chained to the one before by a hash
+# (store.audit), so `risk audit verify` shows a changed, removed or inserted entry, and a stored
+# record that no longer matches the hash its entry took of it.
+audit_log = sa.Table(
+    "audit_log",
+    metadata,
+    sa.Column("seq", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("recorded_at", UtcDateTime, nullable=False),
+    sa.Column("kind", sa.String(24), nullable=False),  # store.audit.AuditKind
+    sa.Column("subject", sa.String(64), nullable=False),  # the record's id: assessment id, permit change request id
+    sa.Column("actor", sa.String, nullable=False),
+    sa.Column("payload_sha256", sa.String(64), nullable=False),  # of the record as stored, canonical JSON
+    sa.Column("prev_hash", sa.String(64), nullable=False),
+    sa.Column("entry_hash", sa.String(64), nullable=False, unique=True),
+)

@@ -6,6 +6,7 @@ import json
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
@@ -24,7 +25,7 @@ def _tables(url: str) -> set[str]:
         engine.dispose()
 
 
-HEAD = "0005"
+HEAD = "0006"
 PERMIT_TABLES = {
     "permits",
     "permit_lines",
@@ -152,3 +153,24 @@ def test_entity_history_is_backfilled_from_declarations_stored_before_0003(tmp_p
         expected = fresh.entity_history()
         assert expected["importer"] == {"IMP-A": (T0 + day, 2), "IMP-B": (T0, 1)}
         assert upgraded.entity_history() == expected
+
+
+def test_the_audit_log_comes_with_0006_append_only_and_goes_on_downgrade(database_url: str) -> None:
+    migrations.upgrade(database_url)
+    assert "audit_log" in _tables(database_url)
+    engine = sa.create_engine(database_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                sa.text(
+                    "INSERT INTO audit_log (recorded_at, kind, subject, actor, payload_sha256, prev_hash, entry_hash) "
+                    "VALUES (CURRENT_TIMESTAMP, 'assessment', 'A', 'x', 'p', 'q', 'r')"
+                )
+            )
+        for statement in ("UPDATE audit_log SET actor = 'y'", "DELETE FROM audit_log"):
+            with pytest.raises(sa.exc.DBAPIError, match="append-only"), engine.begin() as conn:
+                conn.execute(sa.text(statement))
+    finally:
+        engine.dispose()
+    migrations.downgrade(database_url, "0005")
+    assert "audit_log" not in _tables(database_url)

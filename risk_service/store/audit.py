@@ -1,0 +1,193 @@
+"""The audit trail: every assessment, re-assessment and permit change, chained by hashes.
+
+Each entry holds the SHA-256 of the record as stored (canonical JSON: sorted keys, no spaces) and
+the hash of the entry before it; its own hash covers both with its kind, subject, actor and time.
+Entries are appended in the same transaction as the records they describe, after every other lock
+that transaction takes (the chain head is the last lock, so writers cannot deadlock on it).
+`verify` walks the chain: an entry changed, removed or inserted breaks it, and a record changed
+after it was written no longer matches its entry's payload hash.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from risk_service.store.tables import assessments, audit_log, cargo_assessments, permit_changes, reassessments
+
+GENESIS = "0" * 64  # the prev_hash of the first entry
+SCREENING = "screening"  # the actor of assessments: the service's rules and model
+
+
+class AuditKind(enum.StrEnum):
+    ASSESSMENT = "assessment"
+    REASSESSMENT = "reassessment"
+    CARGO_ASSESSMENT = "cargo_assessment"
+    PERMIT_CHANGE = "permit_change"
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    kind: AuditKind
+    subject: str  # the record's id
+    actor: str
+    payload_sha256: str
+
+
+def canonical_sha256(document: Any) -> str:
+    """SHA-256 of a JSON document in canonical form; the same for the dict written and the one read back."""
+    text = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def entry(kind: AuditKind, subject: str, actor: str, stored_json: str) -> AuditEntry:
+    """The entry of a record about to be stored as `stored_json` (the exact text the store writes)."""
+    return AuditEntry(kind, subject, actor, canonical_sha256(json.loads(stored_json)))
+
+
+def reassessment_entries(reassessed: Sequence[Any]) -> list[AuditEntry]:
+    """Entries of links.Reassessed records (their documents as the link writer stores them)."""
+    unique = {x.assessment_id: x for x in reassessed}
+    return [
+        AuditEntry(AuditKind.REASSESSMENT, x.assessment_id, f"re-assessment: {x.trigger}", canonical_sha256(x.document))
+        for x in unique.values()
+    ]
+
+
+def entry_hash(prev_hash: str, recorded_at: datetime, e: AuditEntry) -> str:
+    fields = (prev_hash, recorded_at.astimezone(UTC).isoformat(), e.kind.value, e.subject, e.actor, e.payload_sha256)
+    return hashlib.sha256("\x1f".join(fields).encode("utf-8")).hexdigest()
+
+
+def append(conn: sa.Connection, entries: Sequence[AuditEntry]) -> None:
+    """Chains `entries` after the current head, in the caller's transaction; call it last in that transaction."""
+    if not entries:
+        return
+    if conn.dialect.name == "postgresql":
+        # One appender at a time, until commit: the head read here stays the head.
+        conn.execute(sa.text("LOCK TABLE audit_log IN EXCLUSIVE MODE"))
+    # On SQLite the caller's transaction has written already, so it holds the database's write lock.
+    t = audit_log
+    head = conn.execute(sa.select(t.c.entry_hash).order_by(t.c.seq.desc()).limit(1)).scalar_one_or_none()
+    previous = head or GENESIS
+    now = datetime.now(UTC)  # microseconds: what both databases keep, so the hash survives the round trip
+    rows = []
+    for e in entries:
+        digest = entry_hash(previous, now, e)
+        rows.append(
+            {
+                "recorded_at": now,
+                "kind": e.kind.value,
+                "subject": e.subject,
+                "actor": e.actor,
+                "payload_sha256": e.payload_sha256,
+                "prev_hash": previous,
+                "entry_hash": digest,
+            }
+        )
+        previous = digest
+    conn.execute(sa.insert(t), rows)
+
+
+@dataclass(frozen=True, slots=True)
+class AuditProblem:
+    seq: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"entry {self.seq}: {self.message}"
+
+
+@dataclass(frozen=True)
+class AuditReport:
+    entries: int
+    first: datetime | None
+    last: datetime | None
+    problems: Sequence[AuditProblem]
+
+    @property
+    def intact(self) -> bool:
+        return not self.problems
+
+
+# Where each kind's record lives and how its stored document is rebuilt for the payload hash.
+_RECORDS: Mapping[AuditKind, tuple[sa.Table, str]] = {
+    AuditKind.ASSESSMENT: (assessments, "assessment_id"),
+    AuditKind.REASSESSMENT: (reassessments, "assessment_id"),
+    AuditKind.CARGO_ASSESSMENT: (cargo_assessments, "assessment_id"),
+    AuditKind.PERMIT_CHANGE: (permit_changes, "request_id"),
+}
+
+
+def permit_change_document(row: Mapping[str, Any]) -> dict[str, Any]:
+    """What a permit change entry vouches for: the permit as changed, the action, who, why and when."""
+    return {
+        "permit": row["permit"],
+        "action": int(row["action"]),
+        "actor": row["actor"],
+        "reason": row["reason"],
+        "changed_at": row["changed_at"].astimezone(UTC).isoformat(),
+    }
+
+
+def verify(engine: sa.Engine, *, batch: int = 1000, max_problems: int = 20) -> AuditReport:
+    """Walks the whole chain in order; reports the first `max_problems` problems."""
+    problems: list[AuditProblem] = []
+    count, first, last = 0, None, None
+    previous = GENESIS
+    with engine.connect() as conn:
+        for chunk in _chunks(conn, batch):
+            for row in chunk:
+                count += 1
+                first = first or row.recorded_at
+                last = row.recorded_at
+                e = AuditEntry(AuditKind(row.kind), row.subject, row.actor, row.payload_sha256)
+                if row.prev_hash != previous:
+                    problems.append(AuditProblem(row.seq, "does not follow the entry before it (removed or inserted)"))
+                if entry_hash(row.prev_hash, row.recorded_at, e) != row.entry_hash:
+                    problems.append(AuditProblem(row.seq, "was changed after it was written (its hash differs)"))
+                previous = row.entry_hash
+            problems.extend(_stale_records(conn, chunk))
+            if len(problems) >= max_problems:
+                break
+    return AuditReport(count, first, last, problems[:max_problems])
+
+
+def _chunks(conn: sa.Connection, batch: int) -> Iterator[list[Any]]:
+    t = audit_log
+    after = 0
+    while True:
+        rows = conn.execute(sa.select(t).where(t.c.seq > after).order_by(t.c.seq).limit(batch)).all()
+        if not rows:
+            return
+        yield list(rows)
+        after = rows[-1].seq
+
+
+def _stale_records(conn: sa.Connection, rows: Sequence[Any]) -> list[AuditProblem]:
+    """Entries whose record is gone or no longer hashes to what the entry recorded."""
+    out: list[AuditProblem] = []
+    by_kind: dict[AuditKind, list[Any]] = {}
+    for row in rows:
+        by_kind.setdefault(AuditKind(row.kind), []).append(row)
+    for kind, entries in by_kind.items():
+        table, key = _RECORDS[kind]
+        column = table.c[key]
+        query = sa.select(table).where(column.in_([e.subject for e in entries]))
+        found = {r._mapping[key]: r._mapping for r in conn.execute(query)}
+        for e in entries:
+            record = found.get(e.subject)
+            if record is None:
+                out.append(AuditProblem(e.seq, f"its {kind.value} {e.subject} is no longer stored"))
+                continue
+            document = permit_change_document(dict(record)) if kind == AuditKind.PERMIT_CHANGE else record["assessment"]
+            if canonical_sha256(document) != e.payload_sha256:
+                out.append(AuditProblem(e.seq, f"its {kind.value} {e.subject} was changed after it was stored"))
+    return sorted(out, key=lambda p: p.seq)
