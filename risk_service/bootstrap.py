@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import logging
 import signal
 from collections.abc import Callable, Sequence
@@ -37,7 +36,7 @@ from risk_service.domain.service import ScoringService
 from risk_service.domain.validation import ValidationLimits
 from risk_service.grpc.server import RunningServer, start_server
 from risk_service.metrics import PrometheusObserver, publish_versions
-from risk_service.settings import Settings
+from risk_service.settings import Settings, is_loopback
 from risk_service.store import SqlAssessmentStore, SqlPermitStore, migrations
 from risk_service.store.cargo_store import SqlCargoStore
 
@@ -338,11 +337,7 @@ def check_exposure(settings: Settings) -> None:
     if settings.auth.tokens or settings.auth.allow_anonymous:
         return
     host = settings.server.host
-    try:
-        loopback = ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        loopback = host == "localhost"
-    if not loopback:
+    if not is_loopback(host):
         raise ValueError(
             f"RISK_SERVER__HOST is {host} but RISK_AUTH__TOKENS is empty: anyone who reaches the port could "
             "score and change permits. Configure tokens (risk auth token), bind 127.0.0.1, or set "

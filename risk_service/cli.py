@@ -18,7 +18,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not hasattr(args, "run"):
         parser.print_help()
         return 2
-    from risk_service.settings import Settings
+    from risk_service.settings import PlaintextToken, Settings
 
     try:
         settings = Settings()
@@ -28,6 +28,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         code: int = args.run(args, settings)
+    except PlaintextToken as err:
+        print(f"risk: {err}", file=sys.stderr)
+        return 2
     except BrokenPipeError:
         # The reader went away (`risk permits report ... | head`): stop quietly, as other tools do.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
@@ -216,8 +219,10 @@ def _audit_verify(args: argparse.Namespace, settings: Any) -> int:
     from risk_service.store.db import create_engine
 
     url = settings.resolved_database_url
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    migrations.upgrade(url)
+    # Read-only: a check never migrates (and may run as a role that can only read).
+    if (migrations.current_revision(url) or "") < "0006":
+        print(f"risk: {url} has no audit trail yet; run: risk db upgrade", file=sys.stderr)
+        return 2
     engine = create_engine(url)
     try:
         report = audit.verify(engine)
@@ -229,7 +234,7 @@ def _audit_verify(args: argparse.Namespace, settings: Any) -> int:
         return 0
     for problem in report.problems:
         print(f"risk: audit trail: {problem}", file=sys.stderr)
-    print(f"risk: the audit trail of {report.entries} entries shows tampering", file=sys.stderr)
+    print(f"risk: the audit trail shows tampering (checked {report.entries} entries)", file=sys.stderr)
     return 1
 
 

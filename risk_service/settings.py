@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import enum
+import ipaddress
+import ssl
 from pathlib import Path
 
 from pydantic import BaseModel, Field, SecretStr, model_validator
@@ -171,6 +173,15 @@ class CargoSettings(BaseModel):
         return self
 
 
+def is_loopback(host: str) -> bool:
+    """127.0.0.1, ::1 (with or without brackets) or localhost: reachable from this machine only."""
+    name = host.strip().removeprefix("[").removesuffix("]")
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return name == "localhost"
+
+
 class Role(enum.StrEnum):
     """What a caller may do; each RPC names the roles it admits (risk_service/grpc/auth.py)."""
 
@@ -230,11 +241,40 @@ class TlsSettings(BaseModel):
         for path in (self.cert_file, self.key_file, self.client_ca_file):
             if path is not None and not path.is_file():
                 raise ValueError(f"{path} is not a readable file")
+        # Checked here, so a bad file stops the start with its name instead of a bind error later.
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        if self.cert_file is not None and self.key_file is not None:
+            try:
+                context.load_cert_chain(self.cert_file, self.key_file)
+            except (ssl.SSLError, OSError) as err:
+                raise ValueError(
+                    f"{self.cert_file} and {self.key_file} are not a PEM certificate and key: {err}"
+                ) from None
+        if self.client_ca_file is not None:
+            try:
+                context.load_verify_locations(cafile=self.client_ca_file)
+            except (ssl.SSLError, OSError) as err:
+                raise ValueError(f"{self.client_ca_file} is not a PEM CA bundle: {err}") from None
         return self
+
+
+class PlaintextToken(ValueError):
+    """A client call would send its API token over the network unencrypted."""
 
 
 class ClientSettings(BaseModel):
     """How the `risk` command's client calls (score, permits import/report) reach a server."""
+
+    @model_validator(mode="after")
+    def _complete(self) -> ClientSettings:
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("cert_file and key_file go together")
+        if self.cert_file is not None and self.ca_file is None:
+            raise ValueError("a client certificate (mutual TLS) needs ca_file too")
+        for path in (self.ca_file, self.cert_file, self.key_file):
+            if path is not None and not path.is_file():
+                raise ValueError(f"{path} is not a readable file")
+        return self
 
     token: SecretStr | None = Field(None, description="API token sent as 'authorization: Bearer <token>'.")
     ca_file: Path | None = Field(None, description="CA bundle (PEM) to trust the server's certificate; set for TLS.")

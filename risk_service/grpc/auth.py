@@ -72,6 +72,20 @@ def current_principal() -> Principal | None:
     return _PRINCIPAL.get()
 
 
+def actor_of(requested: str) -> str:
+    """Who made a change: the authenticated caller (with whom it names, if anyone), else what the request says."""
+    principal = current_principal()
+    if principal is None:
+        return requested
+    if not requested or requested == principal.name:
+        return principal.name
+    # Short enough that the credential's name never makes a valid request's actor too long.
+    return f"{principal.name} ({requested[:_NAMED_ACTOR]})"
+
+
+_NAMED_ACTOR = 256
+
+
 def token_digest(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import grpc
 
-from risk_service.settings import ClientSettings
+from risk_service.settings import ClientSettings, PlaintextToken, is_loopback
 
 
 class _BearerToken(
@@ -50,7 +50,15 @@ class _CallDetails(grpc.ClientCallDetails):  # type: ignore[misc]
 
 
 def open_channel(address: str, client: ClientSettings, options: Sequence[tuple[str, Any]] = ()) -> grpc.Channel:
-    """A channel to `address`: TLS (mutual when a client certificate is set) when client.ca_file is set."""
+    """A channel to `address`: TLS (mutual when a client certificate is set) when client.ca_file is set.
+
+    Refuses (PlaintextToken) to send a token without TLS to anything but this machine.
+    """
+    host = address.rsplit(":", 1)[0] if ":" in address else address
+    if client.token is not None and client.ca_file is None and not is_loopback(host):
+        raise PlaintextToken(
+            f"the API token would travel unencrypted to {address}; set RISK_CLIENT__CA_FILE to use TLS"
+        )
     if client.ca_file is not None:
         credentials = grpc.ssl_channel_credentials(
             root_certificates=client.ca_file.read_bytes(),

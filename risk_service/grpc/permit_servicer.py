@@ -11,7 +11,7 @@ from protos.risk.v1 import permit_service_pb2 as pb
 from protos.risk.v1 import permit_service_pb2_grpc as pb_grpc
 from risk_service.domain.errors import FieldViolation, InvalidArgument, PermissionDenied
 from risk_service.domain.permits.service import ImportRow, PermitService
-from risk_service.grpc.auth import current_principal
+from risk_service.grpc.auth import actor_of, current_principal
 from risk_service.grpc.permit_convert import (
     change_to_pb,
     filter_from_pb,
@@ -24,14 +24,6 @@ from risk_service.grpc.permit_convert import (
 
 #: Most rows one ImportPermits stream may carry by default (PermitSettings.max_import_rows sets it).
 MAX_IMPORT_ROWS = 200_000
-
-
-def _actor(requested: str) -> str:
-    """Who made a change: the authenticated caller (with whom it names, if anyone), else what the request says."""
-    principal = current_principal()
-    if principal is None:
-        return requested
-    return f"{principal.name} ({requested})" if requested and requested != principal.name else principal.name
 
 
 def _may_change(agency: str, permit_id: str) -> None:
@@ -66,7 +58,7 @@ class PermitServicer(pb_grpc.PermitServiceServicer):  # type: ignore[misc]
         change = await self._service.submit(
             permit_from_pb(request.permit),
             request_id=request.request_id,
-            actor=_actor(request.actor),
+            actor=actor_of(request.actor),
             reason=request.reason,
         )
         return pb.SubmitPermitResponse(change=change_to_pb(change))
@@ -79,7 +71,7 @@ class PermitServicer(pb_grpc.PermitServiceServicer):  # type: ignore[misc]
         change = await self._service.amend(
             permit_from_pb(request.permit),
             request_id=request.request_id,
-            actor=_actor(request.actor),
+            actor=actor_of(request.actor),
             reason=request.reason,
             expected_version=request.expected_version,
         )
@@ -90,7 +82,7 @@ class PermitServicer(pb_grpc.PermitServiceServicer):  # type: ignore[misc]
     ) -> pb.SuspendPermitResponse:
         await self._owned(request.permit_id)
         change = await self._service.suspend(
-            request.permit_id, request_id=request.request_id, actor=_actor(request.actor), reason=request.reason
+            request.permit_id, request_id=request.request_id, actor=actor_of(request.actor), reason=request.reason
         )
         return pb.SuspendPermitResponse(change=change_to_pb(change))
 
@@ -99,7 +91,7 @@ class PermitServicer(pb_grpc.PermitServiceServicer):  # type: ignore[misc]
     ) -> pb.ReinstatePermitResponse:
         await self._owned(request.permit_id)
         change = await self._service.reinstate(
-            request.permit_id, request_id=request.request_id, actor=_actor(request.actor), reason=request.reason
+            request.permit_id, request_id=request.request_id, actor=actor_of(request.actor), reason=request.reason
         )
         return pb.ReinstatePermitResponse(change=change_to_pb(change))
 
@@ -108,7 +100,7 @@ class PermitServicer(pb_grpc.PermitServiceServicer):  # type: ignore[misc]
     ) -> pb.RevokePermitResponse:
         await self._owned(request.permit_id)
         change = await self._service.revoke(
-            request.permit_id, request_id=request.request_id, actor=_actor(request.actor), reason=request.reason
+            request.permit_id, request_id=request.request_id, actor=actor_of(request.actor), reason=request.reason
         )
         return pb.RevokePermitResponse(change=change_to_pb(change))
 
@@ -156,7 +148,7 @@ class PermitServicer(pb_grpc.PermitServiceServicer):  # type: ignore[misc]
                 )
             _may_change(request.permit.issuing_agency, f"{request.permit.permit_id}, line {request.line_number}")
             row = import_row_from_pb(request)
-            rows.append(replace(row, actor=_actor(row.actor)))
+            rows.append(replace(row, actor=actor_of(row.actor)))
         report = await self._service.import_rows(rows, strict=strict)
         return import_report_to_pb(report)
 

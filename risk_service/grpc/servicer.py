@@ -13,6 +13,7 @@ from risk_service.domain.cargo.service import CargoScoringService
 from risk_service.domain.errors import FailedPrecondition
 from risk_service.domain.permits.service import PermitService
 from risk_service.domain.service import ScoringService
+from risk_service.grpc.auth import actor_of
 from risk_service.grpc.cargo_convert import cargo_assessment_to_pb, cargo_report_from_pb
 from risk_service.grpc.convert import assessment_to_pb, declaration_from_pb
 from risk_service.grpc.errors import status_from_error
@@ -69,7 +70,7 @@ class RiskScoringServicer(pb_grpc.RiskScoringServiceServicer):  # type: ignore[m
         if self._permits is None:
             raise FailedPrecondition("permits are not enabled")
         result = await self._permits.cancel_declaration(
-            request.declaration_id, request_id=request.request_id, actor=request.actor, reason=request.reason
+            request.declaration_id, request_id=request.request_id, actor=actor_of(request.actor), reason=request.reason
         )
         return cancellation_to_pb(result)
 

@@ -24,6 +24,7 @@ from risk_service.store.tables import assessments, audit_log, cargo_assessments,
 
 GENESIS = "0" * 64  # the prev_hash of the first entry
 SCREENING = "screening"  # the actor of assessments: the service's rules and model
+_CHAIN_LOCK = 0x7269736B61756474  # pg_advisory_xact_lock key of the chain head ("riskaudt")
 
 
 class AuditKind(enum.StrEnum):
@@ -42,9 +43,25 @@ class AuditEntry:
 
 
 def canonical_sha256(document: Any) -> str:
-    """SHA-256 of a JSON document in canonical form; the same for the dict written and the one read back."""
-    text = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    """SHA-256 of a JSON document in canonical form; the same for the dict written and the one read back.
+
+    Whole floats become integers first: PostgreSQL's JSONB hands 1e16 back as 10000000000000000
+    and -0.0 as 0, and the hash must not read that as tampering.
+    """
+    text = json.dumps(
+        _whole_numbers(document), sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    )
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _whole_numbers(value: Any) -> Any:
+    if isinstance(value, float):
+        return int(value) if value.is_integer() else value
+    if isinstance(value, dict):
+        return {k: _whole_numbers(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_whole_numbers(v) for v in value]
+    return value
 
 
 def entry(kind: AuditKind, subject: str, actor: str, stored_json: str) -> AuditEntry:
@@ -71,8 +88,9 @@ def append(conn: sa.Connection, entries: Sequence[AuditEntry]) -> None:
     if not entries:
         return
     if conn.dialect.name == "postgresql":
-        # One appender at a time, until commit: the head read here stays the head.
-        conn.execute(sa.text("LOCK TABLE audit_log IN EXCLUSIVE MODE"))
+        # One appender at a time, until commit: the head read here stays the head. An advisory lock,
+        # so a role granted only INSERT and SELECT on the log (the natural hardening) can append.
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:audit_chain)"), {"audit_chain": _CHAIN_LOCK})
     # On SQLite the caller's transaction has written already, so it holds the database's write lock.
     t = audit_log
     head = conn.execute(sa.select(t.c.entry_hash).order_by(t.c.seq.desc()).limit(1)).scalar_one_or_none()
@@ -117,12 +135,22 @@ class AuditReport:
         return not self.problems
 
 
+_KINDS = frozenset(k.value for k in AuditKind)
 # Where each kind's record lives and how its stored document is rebuilt for the payload hash.
 _RECORDS: Mapping[AuditKind, tuple[sa.Table, str]] = {
     AuditKind.ASSESSMENT: (assessments, "assessment_id"),
     AuditKind.REASSESSMENT: (reassessments, "assessment_id"),
     AuditKind.CARGO_ASSESSMENT: (cargo_assessments, "assessment_id"),
     AuditKind.PERMIT_CHANGE: (permit_changes, "request_id"),
+}
+
+
+# Only what the payload hash covers is read (the filed documents are large).
+_HASHED_COLUMNS: Mapping[AuditKind, tuple[str, ...]] = {
+    AuditKind.ASSESSMENT: ("assessment",),
+    AuditKind.REASSESSMENT: ("assessment",),
+    AuditKind.CARGO_ASSESSMENT: ("assessment",),
+    AuditKind.PERMIT_CHANGE: ("permit", "action", "actor", "reason", "changed_at"),
 }
 
 
@@ -148,6 +176,10 @@ def verify(engine: sa.Engine, *, batch: int = 1000, max_problems: int = 20) -> A
                 count += 1
                 first = first or row.recorded_at
                 last = row.recorded_at
+                if row.kind not in _KINDS:
+                    problems.append(AuditProblem(row.seq, f"has a kind the service never writes ({row.kind[:24]!r})"))
+                    previous = row.entry_hash
+                    continue
                 e = AuditEntry(AuditKind(row.kind), row.subject, row.actor, row.payload_sha256)
                 if row.prev_hash != previous:
                     problems.append(AuditProblem(row.seq, "does not follow the entry before it (removed or inserted)"))
@@ -176,11 +208,13 @@ def _stale_records(conn: sa.Connection, rows: Sequence[Any]) -> list[AuditProble
     out: list[AuditProblem] = []
     by_kind: dict[AuditKind, list[Any]] = {}
     for row in rows:
-        by_kind.setdefault(AuditKind(row.kind), []).append(row)
+        if row.kind in _KINDS:
+            by_kind.setdefault(AuditKind(row.kind), []).append(row)
     for kind, entries in by_kind.items():
         table, key = _RECORDS[kind]
         column = table.c[key]
-        query = sa.select(table).where(column.in_([e.subject for e in entries]))
+        hashed = _HASHED_COLUMNS[kind]
+        query = sa.select(column, *(table.c[c] for c in hashed)).where(column.in_([e.subject for e in entries]))
         found = {r._mapping[key]: r._mapping for r in conn.execute(query)}
         for e in entries:
             record = found.get(e.subject)

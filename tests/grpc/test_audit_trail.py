@@ -64,6 +64,9 @@ def test_every_decision_and_permit_change_is_chained_and_tampering_shows(
             conn.execute(sa.text("UPDATE audit_log SET actor = 'someone else'"))
         with pytest.raises(sa.exc.DBAPIError, match="append-only"), engine.begin() as conn:
             conn.execute(sa.text("DELETE FROM audit_log"))
+        if engine.dialect.name == "postgresql":  # TRUNCATE fires no row trigger
+            with pytest.raises(sa.exc.DBAPIError, match="append-only"), engine.begin() as conn:
+                conn.execute(sa.text("TRUNCATE audit_log"))
 
         # a stored assessment edited behind the service's back
         assessed = next(r for r in rows if r.kind == "assessment")
@@ -89,8 +92,16 @@ def test_every_decision_and_permit_change_is_chained_and_tampering_shows(
         with engine.begin() as conn:
             conn.execute(sa.text("UPDATE audit_log SET actor = 'nobody' WHERE seq = :s"), {"s": permit_entry.seq})
             conn.execute(sa.text("DELETE FROM audit_log WHERE seq = :s"), {"s": rows[1].seq})
+        with engine.begin() as conn:  # an entry of a kind the service never writes
+            conn.execute(
+                sa.text(
+                    "INSERT INTO audit_log (recorded_at, kind, subject, actor, payload_sha256, prev_hash, entry_hash) "
+                    "VALUES (CURRENT_TIMESTAMP, 'bogus', 'x', 'x', 'x', 'x', 'x')"
+                )
+            )
         report = audit.verify(engine)
         messages = [str(p) for p in report.problems]
+        assert any("has a kind the service never writes ('bogus')" in m for m in messages)
         assert f"entry {permit_entry.seq}: was changed after it was written (its hash differs)" in messages
         assert f"entry {rows[2].seq}: does not follow the entry before it (removed or inserted)" in messages
     finally:
@@ -104,3 +115,20 @@ def _drop_triggers(engine: sa.Engine) -> None:
         else:
             conn.execute(sa.text("DROP TRIGGER audit_log_no_update"))
             conn.execute(sa.text("DROP TRIGGER audit_log_no_delete"))
+
+
+def test_numbers_hash_alike_however_the_database_hands_them_back() -> None:
+    """PostgreSQL's JSONB returns 1e16 as 10000000000000000 and -0.0 as 0."""
+    written = {"value": 1e16, "zero": -0.0, "rate": 0.1, "tiny": 1e-7, "items": [2.0, {"n": 1.5e20}]}
+    read_back = {"items": [2, {"n": 150000000000000000000}], "tiny": 1e-07, "rate": 0.1, "zero": 0, "value": 10**16}
+    assert audit.canonical_sha256(written) == audit.canonical_sha256(read_back)
+    assert audit.canonical_sha256({"rate": 0.1}) != audit.canonical_sha256({"rate": 0.2})
+
+
+def test_verify_never_migrates_and_says_when_there_is_no_trail(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    code, out = _verify(url, monkeypatch, capsys)
+    assert code == 2 and "has no audit trail yet; run: risk db upgrade" in out
+    assert not (tmp_path / "old.db").exists() or "audit_log" not in sa.inspect(sa.create_engine(url)).get_table_names()

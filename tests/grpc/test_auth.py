@@ -261,7 +261,7 @@ def test_an_open_port_beyond_loopback_is_refused_without_tokens(tmp_path: Path) 
         s.auth = AuthSettings(**auth)  # type: ignore[arg-type]
         return s
 
-    for host in ("127.0.0.1", "::1", "localhost"):
+    for host in ("127.0.0.1", "::1", "[::1]", "localhost"):
         check_exposure(settings(host))
     with pytest.raises(ValueError, match="RISK_AUTH__TOKENS is empty"):
         check_exposure(settings("0.0.0.0"))
@@ -303,3 +303,18 @@ def test_streams_are_checked_like_unary_calls(
     assert "PERMISSION_DENIED" in err and "nfqs-feed acts for NFQS, not for MFDS" in err and "line 3" in err
     monkeypatch.setenv("RISK_CLIENT__TOKEN", secret("officer"))
     assert main(["permits", "report", "--agency", "NFQS", "--address", server.address]) == 0
+
+
+def test_bad_certificates_and_unencrypted_tokens_are_refused_with_their_names(
+    pki: Pki, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(ValueError, match="are not a PEM certificate and key"):
+        TlsSettings(cert_file=pki.server_cert, key_file=pki.client_key)  # a key of another certificate
+    with pytest.raises(ValueError, match="is not a PEM CA bundle"):
+        TlsSettings(cert_file=pki.server_cert, key_file=pki.server_key, client_ca_file=pki.server_key)
+    with pytest.raises(ValueError, match="needs ca_file"):
+        ClientSettings(cert_file=pki.client_cert, key_file=pki.client_key)
+    sample = Path(__file__).parents[1] / "data" / "declaration_sample.json"
+    monkeypatch.setenv("RISK_CLIENT__TOKEN", secret("clearance"))
+    assert main(["score", str(sample), "--address", "203.0.113.7:50051"]) == 2
+    assert "would travel unencrypted to 203.0.113.7:50051" in capsys.readouterr().err

@@ -49,6 +49,11 @@ def upgrade() -> None:
             "CREATE TRIGGER audit_log_append_only BEFORE UPDATE OR DELETE ON audit_log "
             "FOR EACH ROW EXECUTE FUNCTION audit_log_append_only()"
         )
+        # TRUNCATE fires no row trigger: it needs a statement trigger of its own.
+        op.execute(
+            "CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON audit_log "
+            "FOR EACH STATEMENT EXECUTE FUNCTION audit_log_append_only()"
+        )
     else:
         for event in ("UPDATE", "DELETE"):
             op.execute(
@@ -59,6 +64,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
+        op.execute("DROP TRIGGER audit_log_no_truncate ON audit_log")
         op.execute("DROP TRIGGER audit_log_append_only ON audit_log")
         op.execute("DROP FUNCTION audit_log_append_only()")
     op.drop_table("audit_log")
