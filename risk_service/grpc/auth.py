@@ -64,6 +64,7 @@ class Principal:
         return self.agency == agency or bool(self.roles & {Role.OFFICER, Role.ANALYST})
 
 
+_NAMED_ACTOR = 256  # characters of a requested actor kept next to the credential's name
 _PRINCIPAL: contextvars.ContextVar[Principal | None] = contextvars.ContextVar("risk_principal", default=None)
 
 
@@ -81,9 +82,6 @@ def actor_of(requested: str) -> str:
         return principal.name
     # Short enough that the credential's name never makes a valid request's actor too long.
     return f"{principal.name} ({requested[:_NAMED_ACTOR]})"
-
-
-_NAMED_ACTOR = 256
 
 
 def token_digest(token: str) -> str:
@@ -153,7 +151,7 @@ def _wrap(
             return unary(behaviour)
 
         async def checked(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-            _PRINCIPAL.set(await check(context))  # an async generator has its own context
+            _PRINCIPAL.set(await check(context))  # each call runs in a task of its own: the value ends with it
             async for response in behaviour(request, context):
                 yield response
 
