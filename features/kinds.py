@@ -29,7 +29,6 @@ from features.state import FeatureState
 if TYPE_CHECKING:
     import pandas as pd  # type: ignore[import-untyped]  # no pandas-stubs in the venv
 
-AnyFeatureState = FeatureState | ContainerFeatureState
 
 
 @dataclass(frozen=True)

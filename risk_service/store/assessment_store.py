@@ -23,7 +23,7 @@ from risk_service.store import audit, codec, keyed_writes, links
 from risk_service.store.audit import AuditKind
 from risk_service.store.cargo_codec import cargo_assessment_to_dict
 from risk_service.store.db import BulkInsert, create_engine
-from risk_service.store.entities import read_entity_history
+from risk_service.store.entities import filing_entity_rows, read_entity_history
 from risk_service.store.group_commit import AfterCommit, GroupCommitWriter, Submission, WritingStore
 from risk_service.store.ledger import LineKey, Settlement, needs_ledger, settle_claims
 from risk_service.store.links import LinkKey, LinkWriter, NewFiling, Reassessed
@@ -81,13 +81,7 @@ def _row(record: AssessmentRecord) -> _Row:
 
 def _entity_rows(d: Declaration) -> list[dict[str, Any]]:
     """The filing_entities rows of one declaration: each entity it names, once."""
-    if d.lodgement_time is None:
-        return []
-    unique = {(kind, key) for keys in declaration_keys(d) for kind, key in zip(ENTITY_KINDS, keys, strict=True) if key}
-    return [
-        {"kind": kind, "entity_key": key, "declaration_id": d.declaration_id, "lodged_at": d.lodgement_time}
-        for kind, key in unique
-    ]
+    return filing_entity_rows(d.declaration_id, d.lodgement_time, declaration_keys(d), ENTITY_KINDS, ENTITY_KINDS)
 
 
 def _audit_entry(record: AssessmentRecord, row: _Row) -> audit.AuditEntry:

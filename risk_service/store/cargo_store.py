@@ -26,7 +26,7 @@ from risk_service.store.cargo_codec import (
 )
 from risk_service.store.codec import assessment_to_dict, to_json
 from risk_service.store.db import BulkInsert, chunks, create_engine
-from risk_service.store.entities import read_entity_history
+from risk_service.store.entities import filing_entity_rows, read_entity_history
 from risk_service.store.group_commit import AfterCommit, GroupCommitWriter, Submission, WritingStore
 from risk_service.store.links import LinkKey, LinkWriter, NewFiling, Reassessed
 from risk_service.store.tables import cargo_assessments, filing_entities
@@ -65,18 +65,9 @@ def _row(record: CargoRecord) -> dict[str, Any]:
 
 
 def _entity_rows(r: CargoReport) -> list[dict[str, Any]]:
-    """The filing_entities rows of one report: each counted entity it names, once (column declaration_id
-    holds the filing's id, here the report's)."""
-    if r.filing_time is None:
-        return []
+    """The filing_entities rows of one report: each counted entity it names, once."""
     kinds, counted = ContainerEntities.kinds, ContainerEntities.counted
-    unique = {
-        (kind, key) for keys in report_keys(r) for kind, key in zip(kinds, keys, strict=True) if key and kind in counted
-    }
-    return [
-        {"kind": kind, "entity_key": key, "declaration_id": r.report_id, "lodged_at": r.filing_time}
-        for kind, key in unique
-    ]
+    return filing_entity_rows(r.report_id, r.filing_time, report_keys(r), kinds, counted)
 
 
 def _new_filing(c: CargoRecord) -> NewFiling:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -28,3 +29,18 @@ def read_entity_history(engine: sa.Engine, kinds: Sequence[str]) -> dict[str, di
         for kind, key, first_seen, count in conn.execute(query):
             out.setdefault(kind, {})[key] = (first_seen, count)
     return out
+
+
+def filing_entity_rows(
+    filing_id: str,
+    at: datetime | None,
+    keys_rows: Iterable[tuple[str, ...]],
+    kinds: Sequence[str],
+    counted: Sequence[str],
+) -> list[dict[str, Any]]:
+    """The filing_entities rows of one filing: each counted entity its rows name, once (column
+    declaration_id holds the filing's id, a declaration's or a cargo report's). None without a time."""
+    if at is None:
+        return []
+    unique = {(k, key) for keys in keys_rows for k, key in zip(kinds, keys, strict=True) if key and k in counted}
+    return [{"kind": k, "entity_key": key, "declaration_id": filing_id, "lodged_at": at} for k, key in unique]

@@ -4,8 +4,6 @@ the real server on SQLite and PostgreSQL with real LightGBM models in a temporar
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from pathlib import Path
@@ -21,7 +19,7 @@ from risk_service.store.cargo_store import SqlCargoStore
 from tests.cargo_builders import PLANNED_LOADING, cargo_item
 from tests.grpc.conftest import Registry, train_and_register
 from tests.grpc.test_cargo_rpcs import clean_report, score
-from tests.serving import ServerThread, make_settings
+from tests.serving import ServerThread, make_settings, wait_for
 
 CONTAINER_MODEL = "container-risk"
 
@@ -81,14 +79,6 @@ def suspicious_report(**overrides: object) -> CargoReport:
     return replace(base, **overrides)  # type: ignore[arg-type]
 
 
-def wait_for(predicate: Callable[[], bool], timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.1)
-
-
 def test_the_container_model_scores_every_container_and_explains_the_flagged_ones(
     both_models: tuple[Registry, ContainerRegistry], tmp_path: Path, database_url: str
 ) -> None:
@@ -143,7 +133,7 @@ def test_a_new_container_champion_is_swapped_in_while_scoring_without_an_error(t
         for w in workers:
             w.start()
         second = register_container_model(tmp_path / "reg", seed=4)  # the alias moves to a new version
-        wait_for(lambda: bool(versions) and versions[-1] == second.version)
+        wait_for(lambda: bool(versions) and versions[-1] == second.version, timeout=60)
         stop.set()
         for w in workers:
             w.join()

@@ -15,19 +15,11 @@ from protos.risk.v1 import risk_scoring_service_pb2 as pb
 from risk_service.domain.rules import DEFAULT_RULES_PATH
 from tests.builders import declaration_pb
 from tests.grpc.conftest import train_and_register
-from tests.serving import ServerThread, make_settings
+from tests.serving import ServerThread, make_settings, wait_for
 
 
 def score(stub) -> assessment_pb2.Assessment:  # type: ignore[no-untyped-def]
     return stub.ScoreDeclaration(pb.ScoreDeclarationRequest(declaration=declaration_pb()), timeout=10).assessment
-
-
-def wait_for(predicate, timeout: float = 30.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.1)
 
 
 def model_health(channel: grpc.Channel) -> int:

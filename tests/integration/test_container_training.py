@@ -6,8 +6,6 @@ from __future__ import annotations
 from datetime import date
 from pathlib import Path
 
-import numpy as np
-import pandas as pd  # type: ignore[import-untyped]  # no pandas-stubs in the venv
 import pytest
 from mlflow import MlflowClient
 
@@ -16,6 +14,7 @@ from models import registry
 from models.risk_model import ModelSchemaError
 from risk_service.cli import main
 from risk_service.permit_feed import read_feed
+from tests.histories import shuffled_labels
 from training.cargo_history import CARGO_SCHEMA
 from training.history import read_history
 from training.run import TrainingRequest, run_training
@@ -76,7 +75,7 @@ def test_cli_trains_a_container_model_under_its_own_name_and_gates_its_promotion
     assert registry.resolve_alias(uri, "declaration-risk", "champion") is None  # the other kind is untouched
 
     # A challenger that learned noise is refused on the same window; rollback re-points the alias.
-    noise = _shuffled(generated["cargo"], tmp_path)
+    noise = shuffled_labels(generated["cargo"], tmp_path / "shuffled-cargo.csv")
     request = TrainingRequest((noise,), date(2026, 4, 1), kind="container", num_boost_round=80)
     worse = run_training(request, model_name=CONTAINER_MODEL, tracking_uri=uri).version
     assert worse == "2"
@@ -105,13 +104,3 @@ def test_a_cargo_history_with_a_bad_row_is_refused_before_training(
     assert main(["train", str(bad), "--kind", "container", "--valid-from", "2026-04-01"]) == 2
     err = capsys.readouterr().err
     assert f"{bad}:8: column 'container_number'" in err and "nothing was done" in err
-
-
-def _shuffled(path: Path, folder: Path) -> Path:
-    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
-    inspected = frame["inspected"].str.lower().isin(["1", "true"])
-    labels = frame.loc[inspected, "finding"].to_numpy()
-    frame.loc[inspected, "finding"] = np.random.default_rng(0).permutation(labels)
-    out = folder / "shuffled-cargo.csv"
-    frame.to_csv(out, index=False)
-    return out

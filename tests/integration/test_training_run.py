@@ -20,6 +20,7 @@ from features import (
 )
 from models import registry
 from risk_service.cli import main
+from tests.histories import shuffled_labels
 from training.history import HISTORY_COLUMNS, read_history
 from training.run import TrainingRequest, WindowError, run_training, split_windows
 from training.synthetic import generate_history
@@ -159,16 +160,6 @@ def test_cli_trains_and_evaluates_then_refuses_bad_history(
     assert "has no version with alias 'champion'" in capsys.readouterr().err
 
 
-def _shuffled_labels(history_csv: Path, folder: Path) -> Path:
-    frame = pd.read_csv(history_csv, dtype=str, keep_default_na=False)
-    inspected = frame["inspected"].str.lower().isin(["1", "true"])
-    labels = frame.loc[inspected, "finding"].to_numpy()
-    frame.loc[inspected, "finding"] = np.random.default_rng(0).permutation(labels)
-    path = folder / "shuffled.csv"
-    frame.to_csv(path, index=False)
-    return path
-
-
 def test_promotion_gate_rejects_a_worse_challenger_and_rollback_restores(
     larger_history_csv: Path, tmp_path: Path
 ) -> None:
@@ -186,7 +177,7 @@ def test_promotion_gate_rejects_a_worse_challenger_and_rollback_restores(
 
     weak = train(larger_history_csv, 1, num_leaves=2)
     strong = train(larger_history_csv, 120)
-    noise = train(_shuffled_labels(larger_history_csv, tmp_path), 120)
+    noise = train(shuffled_labels(larger_history_csv, tmp_path / "shuffled.csv"), 120)
     window = EvaluationWindow((larger_history_csv,), start=date(2026, 3, 1))
 
     first = promote(tracking_uri=uri, model_name=name, candidate=weak, window=window, rate=0.10, margin=0.01)
