@@ -30,7 +30,6 @@ if TYPE_CHECKING:
     import pandas as pd  # type: ignore[import-untyped]  # no pandas-stubs in the venv
 
 
-
 @dataclass(frozen=True)
 class FeatureKind:
     name: str
