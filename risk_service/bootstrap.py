@@ -30,6 +30,8 @@ from risk_service.domain.permits.screen import PermitScreen
 from risk_service.domain.permits.service import PermitService
 from risk_service.domain.policy import SelectionPolicy
 from risk_service.domain.ports import AssessmentRecord
+from risk_service.domain.review.cases import ReviewPolicy
+from risk_service.domain.review.service import ReviewService
 from risk_service.domain.rules import DEFAULT_RULES_PATH, RuleSetHolder
 from risk_service.domain.screening import Screener
 from risk_service.domain.service import ScoringService
@@ -39,6 +41,7 @@ from risk_service.metrics import PrometheusObserver, publish_versions
 from risk_service.settings import Settings, is_loopback
 from risk_service.store import SqlAssessmentStore, SqlPermitStore, migrations
 from risk_service.store.cargo_store import SqlCargoStore
+from risk_service.store.case_store import SqlCaseStore
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +86,8 @@ class App:
     cargo_rules: RuleSetHolder
     cargo: CargoScoringService
     cargo_models: ModelHandle
+    case_store: SqlCaseStore
+    review: ReviewService
 
     def reload(self) -> None:
         """Picks up edited rule and controlled goods files and permits changed by other processes."""
@@ -117,6 +122,7 @@ class App:
         self.store.close()
         self.cargo_store.close()
         self.permit_store.close()
+        self.case_store.close()
 
 
 def policy_from_settings(settings: Settings) -> SelectionPolicy:
@@ -228,6 +234,12 @@ def build_app(
         observer=PrometheusObserver(),
         cross_checks=cross_checks,
     )
+    case_store = SqlCaseStore(url, sqlite_synchronous=settings.sqlite_synchronous)
+    review = ReviewService(
+        case_store,
+        review_policy(settings),
+        linked_reports=cross_checks.reports_of if cross_checks is not None else None,
+    )
     app = App(
         settings,
         store,
@@ -243,6 +255,8 @@ def build_app(
         cargo_rules,
         cargo,
         cargo_screener.models,
+        case_store,
+        review,
     )
     app.publish_versions()
     return app
@@ -332,6 +346,11 @@ def ensure_demo_model(settings: Settings) -> tuple[str, str]:
     return declaration, container
 
 
+def review_policy(settings: Settings) -> ReviewPolicy:
+    r = settings.review
+    return ReviewPolicy(frozenset(r.finding_codes), frozenset(r.override_reasons), r.currency)
+
+
 def check_exposure(settings: Settings) -> None:
     """No open door: without tokens the server binds loopback only (or says a proxy authenticates)."""
     if settings.auth.tokens or settings.auth.allow_anonymous:
@@ -375,6 +394,7 @@ async def serve(
         settings.server,
         app.permits,
         cargo=app.cargo,
+        review=app.review,
         max_import_rows=settings.permits.max_import_rows,
         auth=settings.auth,
         tls=settings.tls,

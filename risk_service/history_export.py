@@ -1,31 +1,36 @@
-"""The service's own filings as canonical history (training.history), so what it scored can train the next model.
+"""The service's own filings as canonical history (training.history): officers' results become the next labels.
 
-One row per goods item of the newest stored version of each declaration, with the canonical
-columns a filing carries, plus the assessment's channel, risk score and model and rule-set
-versions as extra columns for analysts (reading the file back ignores them). Inspection outcomes
-are not recorded by the service yet: every row is exported as not inspected, with no finding,
-until officers' results are stored; then they fill inspected, finding, revenue_recovered and
-random_control here.
+One row per goods item of each declaration: the version an officer's result inspected, else the
+newest. The canonical columns a filing carries come with the labels from the result: inspected,
+finding (on the items the result names, or all of them), revenue_recovered (spread over those
+items) and random_control (the declaration was drawn at random, so evaluation can be unbiased).
+A declaration without a result is not inspected: its outcome is unknown, not clean. The
+assessment's channel, risk score and model and rule-set versions follow as extra columns for
+analysts (reading the file back ignores them).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from risk_service.domain.assessment import Assessment
-from risk_service.domain.declaration import Declaration
+from risk_service.domain.review.ports import LabelledFiling
 
 # Written after the canonical columns: what the service decided, for analysts reading the export.
 ASSESSMENT_COLUMNS = ("channel", "risk_score", "model_version", "rule_set_version")
 _NOT_IN_A_FILING = frozenset({"tax_rate_percent", "permit_balance_used", "permit_days_to_expiry"})
 
 
-def history_rows(filings: Iterable[tuple[Declaration, Assessment]]) -> Iterator[dict[str, Any]]:
-    for d, a in filings:
+def history_rows(filings: Iterable[LabelledFiling]) -> Iterator[dict[str, Any]]:
+    for filing in filings:
+        d, a, result = filing.declaration, filing.assessment, filing.result
+        found = [i.item_number for i in d.items if result is not None and result.covers(i.item_number)]
+        revenue_each = result.revenue_recovered / len(found) if result is not None and found else 0.0
         for item in d.items:
+            covered = item.item_number in found
             yield {
                 "declaration_id": d.declaration_id,
                 "item_number": item.item_number,
@@ -49,10 +54,11 @@ def history_rows(filings: Iterable[tuple[Declaration, Assessment]]) -> Iterator[
                 "declarant_id": d.declarant.id,
                 "exporter_id": d.exporter.id,
                 "customs_office": d.customs_office,
-                "inspected": False,
-                "finding": False,
-                "revenue_recovered": math.nan,
-                "random_control": False,
+                "inspected": result is not None,
+                "finding": result is not None and result.outcome.is_finding and covered,
+                "revenue_recovered": (revenue_each if covered else 0.0) if result is not None else math.nan,
+                # The schema knows a random control only as an inspection: one without a result is not yet.
+                "random_control": result is not None and a.random_control,
                 "channel": a.channel.name,
                 "risk_score": a.risk_score,
                 "model_version": a.model_version,
@@ -60,8 +66,15 @@ def history_rows(filings: Iterable[tuple[Declaration, Assessment]]) -> Iterator[
             }
 
 
-def export_history(filings: Iterable[tuple[Declaration, Assessment]], path: Path, *, chunk_rows: int = 50_000) -> int:
-    """Writes the filings as a canonical history CSV, a chunk at a time (bounded memory); returns rows written."""
+@dataclass(frozen=True, slots=True)
+class ExportSummary:
+    rows: int  # goods items written
+    inspected: int  # of those, inspected
+    findings: int  # of those, with a finding
+
+
+def export_history(filings: Iterable[LabelledFiling], path: Path, *, chunk_rows: int = 50_000) -> ExportSummary:
+    """Writes the filings as a canonical history CSV, a chunk at a time (bounded memory)."""
     import pandas as pd  # type: ignore[import-untyped]  # no pandas-stubs in the venv
 
     from training.history import HISTORY_COLUMNS
@@ -71,7 +84,7 @@ def export_history(filings: Iterable[tuple[Declaration, Assessment]], path: Path
     # The canonical columns a filing carries (a duty rate and permit facts it does not), then the decision.
     columns = [c.name for c in HISTORY_COLUMNS if c.name not in _NOT_IN_A_FILING] + list(ASSESSMENT_COLUMNS)
     path.parent.mkdir(parents=True, exist_ok=True)
-    written = 0
+    written = inspected = findings = 0
     chunk: list[dict[str, Any]] = []
     with path.open("w", encoding="utf-8", newline="") as out:
 
@@ -83,9 +96,11 @@ def export_history(filings: Iterable[tuple[Declaration, Assessment]], path: Path
             chunk.clear()
 
         for row in history_rows(filings):
+            inspected += row["inspected"]
+            findings += row["finding"]
             chunk.append(row)
             if len(chunk) >= chunk_rows:
                 flush()
         if chunk or written == 0:
             flush()
-    return written
+    return ExportSummary(written, inspected, findings)

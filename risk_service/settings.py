@@ -173,6 +173,54 @@ class CargoSettings(BaseModel):
         return self
 
 
+class ReviewSettings(BaseModel):
+    """Officers' review: the lists results and overrides are checked against."""
+
+    finding_codes: list[str] = Field(
+        default_factory=lambda: [
+            "UNDERVALUATION",
+            "MISCLASSIFICATION",
+            "ORIGIN_MISDECLARED",
+            "QUANTITY_MISDECLARED",
+            "PROHIBITED_GOODS",
+            "RESTRICTED_GOODS_WITHOUT_PERMIT",
+            "IPR_INFRINGEMENT",
+            "CONCEALMENT",
+            "DOCUMENTS_FALSE",
+            "OTHER",
+        ],
+        min_length=1,
+        description="Finding codes an inspection result may name.",
+    )
+    override_reasons: list[str] = Field(
+        default_factory=lambda: [
+            "INTELLIGENCE",
+            "KNOWN_TRADER",
+            "DOCUMENTS_VERIFIED",
+            "SUPERVISOR_INSTRUCTION",
+            "RESOURCE_CONSTRAINT",
+            "OTHER",
+        ],
+        min_length=1,
+        description="Reason codes a channel override may give.",
+    )
+    currency: str = Field(
+        "KRW", pattern="^[A-Z]{3}$", description="ISO 4217 currency revenue is recorded in (the national currency)."
+    )
+
+    @model_validator(mode="after")
+    def _known_currency(self) -> ReviewSettings:
+        import pycountry
+
+        if pycountry.currencies.get(alpha_3=self.currency) is None:
+            raise ValueError(f"currency {self.currency!r} is not an ISO 4217 code")
+        for name in ("finding_codes", "override_reasons"):
+            values = getattr(self, name)
+            if len(values) != len(set(values)) or not all(v.strip() and len(v) <= 64 for v in values):
+                raise ValueError(f"{name} must be distinct non-empty codes of at most 64 characters")
+        return self
+
+
 def is_loopback(host: str) -> bool:
     """127.0.0.1, ::1 (with or without brackets) or localhost: reachable from this machine only."""
     name = host.strip().removeprefix("[").removesuffix("]")
@@ -303,6 +351,7 @@ class Settings(BaseSettings):
     permits: PermitSettings = Field(default_factory=PermitSettings)  # type: ignore[arg-type]
     cargo: CargoSettings = Field(default_factory=CargoSettings)  # type: ignore[arg-type]
     consistency: ConsistencySettings = Field(default_factory=ConsistencySettings)  # type: ignore[arg-type]
+    review: ReviewSettings = Field(default_factory=ReviewSettings)  # type: ignore[arg-type]
     auth: AuthSettings = Field(default_factory=AuthSettings)  # type: ignore[arg-type]
     tls: TlsSettings = Field(default_factory=TlsSettings)  # type: ignore[arg-type]
     client: ClientSettings = Field(default_factory=ClientSettings)  # type: ignore[arg-type]

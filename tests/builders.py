@@ -20,6 +20,7 @@ from risk_service.domain.declaration import (
     Party,
     TransportMode,
 )
+from risk_service.grpc.convert import declaration_to_pb
 
 _ids = itertools.count(1)
 LODGED = datetime(2026, 11, 20, 9, 30, tzinfo=UTC)
@@ -75,51 +76,6 @@ def declaration(**overrides: Any) -> Declaration:
 def declaration_pb(**overrides: Any) -> declaration_pb2.Declaration:
     """The proto twin of declaration(); overrides are domain-style keyword arguments."""
     return declaration_to_pb(declaration(**overrides))
-
-
-def declaration_to_pb(d: Declaration) -> declaration_pb2.Declaration:
-    message = declaration_pb2.Declaration(
-        declaration_id=d.declaration_id,
-        version=d.version,
-        type=int(d.type),  # type: ignore[arg-type]
-        customs_office=d.customs_office,
-        declarant=declaration_pb2.Party(id=d.declarant.id, name=d.declarant.name),
-        importer=declaration_pb2.Party(id=d.importer.id, name=d.importer.name),
-        exporter=declaration_pb2.Party(id=d.exporter.id, name=d.exporter.name),
-        aeo_status=int(d.aeo_status),  # type: ignore[arg-type]
-        export_country=d.export_country,
-        origin_country=d.origin_country,
-        destination_country=d.destination_country,
-        transport_mode=int(d.transport_mode),  # type: ignore[arg-type]
-        transport_document_number=d.transport_document_number,
-        container_numbers=d.container_numbers,
-        incoterm=d.incoterm,
-        invoice_currency=d.invoice_currency,
-        invoice_amount=d.invoice_amount,
-        items=[
-            declaration_pb2.GoodsItem(
-                item_number=i.item_number,
-                hs_code=i.hs_code,
-                description=i.description,
-                quantity=i.quantity,
-                quantity_unit=i.quantity_unit,
-                net_mass_kg=i.net_mass_kg,
-                gross_mass_kg=i.gross_mass_kg,
-                customs_value=i.customs_value,
-                origin_country=i.origin_country,
-                preference_claimed=i.preference_claimed,
-                permit_references=i.permit_references,
-                duties_and_taxes=[
-                    declaration_pb2.DutyTax(type_code=t.type_code, amount=t.amount) for t in i.duties_and_taxes
-                ],
-                packages=i.packages,
-            )
-            for i in d.items
-        ],
-    )
-    if d.lodgement_time is not None:
-        message.lodgement_time.FromDatetime(d.lodgement_time)
-    return message
 
 
 def load_declaration_json(path: str) -> declaration_pb2.Declaration:

@@ -145,6 +145,15 @@ class CrossCheck:
             out.append(findings)
         return out
 
+    def reports_of(self, declaration: Declaration) -> list[tuple[CargoReport, CargoAssessment]]:
+        """The stored cargo reports the declaration is compared with, with their newest assessments (blocks)."""
+        now = self.clock()
+        stored = self._around(
+            self.linked_reports, declaration_link_keys(declaration), [declaration_time(declaration, now)]
+        )
+        mine = self._pairs(declaration, [r for r, _ in stored], now)
+        return [(r, a) for r, a in stored if r in mine]
+
     def _pairs(self, d: Declaration, reports: Sequence[CargoReport], now: datetime) -> list[CargoReport]:
         """The reports `d` is compared with: those of its own bill, else those sharing a container."""
         near = [r for r in reports if linked(d, r, self.config, now)]

@@ -68,3 +68,9 @@ class Unavailable(DomainError):
     """A dependency (the store) cannot take the work now; the caller may retry."""
 
     reason = "UNAVAILABLE"
+
+
+class Aborted(DomainError):
+    """The request was made on a state that has changed since (a stale version); reload and retry."""
+
+    reason = "ABORTED"

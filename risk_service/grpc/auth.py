@@ -19,7 +19,7 @@ from typing import Any
 
 import grpc
 
-from protos.risk.v1 import permit_service_pb2
+from protos.risk.v1 import permit_service_pb2, review_service_pb2
 from protos.risk.v1 import risk_scoring_service_pb2 as scoring_pb2
 from risk_service.grpc.wrapping import MethodWrappingInterceptor
 from risk_service.settings import ApiToken, Role
@@ -28,7 +28,11 @@ _CLEARANCE = frozenset({Role.CLEARANCE})
 _AGENCY = frozenset({Role.AGENCY})
 _READERS = frozenset({Role.AGENCY, Role.OFFICER, Role.ANALYST})
 
+_OFFICER = frozenset({Role.OFFICER})
+_REVIEW_READERS = frozenset({Role.OFFICER, Role.ANALYST})
+
 _PERMIT_READS = frozenset({"GetPermit", "ListPermits", "GetPermitHistory", "ReportPermitUsage"})
+_REVIEW_READS = frozenset({"ListCases", "GetCase", "GetRuleStats"})
 
 
 def _methods(service: Any) -> list[str]:
@@ -41,6 +45,11 @@ METHOD_ROLES: Mapping[str, frozenset[Role]] = {
     **{
         method: _READERS if method.rsplit("/", 1)[1] in _PERMIT_READS else _AGENCY
         for method in _methods(permit_service_pb2.DESCRIPTOR.services_by_name["PermitService"])
+    },
+    # Officers act on cases; analysts read them and the rule statistics.
+    **{
+        method: _REVIEW_READERS if method.rsplit("/", 1)[1] in _REVIEW_READS else _OFFICER
+        for method in _methods(review_service_pb2.DESCRIPTOR.services_by_name["ReviewService"])
     },
 }
 # Open to any caller: a load balancer's health probe and grpcurl's reflection carry no token.

@@ -100,6 +100,53 @@ def declaration_from_pb(message: declaration_pb2.Declaration) -> Declaration:
     )
 
 
+def _item_to_pb(item: GoodsItem) -> declaration_pb2.GoodsItem:
+    return declaration_pb2.GoodsItem(
+        item_number=item.item_number,
+        hs_code=item.hs_code,
+        description=item.description,
+        quantity=item.quantity,
+        quantity_unit=item.quantity_unit,
+        net_mass_kg=item.net_mass_kg,
+        gross_mass_kg=item.gross_mass_kg,
+        customs_value=item.customs_value,
+        origin_country=item.origin_country,
+        preference_claimed=item.preference_claimed,
+        permit_references=list(item.permit_references),
+        duties_and_taxes=[
+            declaration_pb2.DutyTax(type_code=d.type_code, amount=d.amount) for d in item.duties_and_taxes
+        ],
+        packages=item.packages,
+    )
+
+
+def declaration_to_pb(d: Declaration) -> declaration_pb2.Declaration:
+    """The inverse of declaration_from_pb: what was filed, as an officer reads it back."""
+    message = declaration_pb2.Declaration(
+        declaration_id=d.declaration_id,
+        version=d.version,
+        type=int(d.type),  # type: ignore[arg-type]
+        customs_office=d.customs_office,
+        declarant=party_to_pb(d.declarant),
+        importer=party_to_pb(d.importer),
+        exporter=party_to_pb(d.exporter),
+        aeo_status=int(d.aeo_status),  # type: ignore[arg-type]
+        export_country=d.export_country,
+        origin_country=d.origin_country,
+        destination_country=d.destination_country,
+        transport_mode=int(d.transport_mode),  # type: ignore[arg-type]
+        transport_document_number=d.transport_document_number,
+        container_numbers=list(d.container_numbers),
+        incoterm=d.incoterm,
+        invoice_currency=d.invoice_currency,
+        invoice_amount=d.invoice_amount,
+        items=[_item_to_pb(i) for i in d.items],
+    )
+    if d.lodgement_time is not None:
+        message.lodgement_time.CopyFrom(time_to_pb(d.lodgement_time))
+    return message
+
+
 def rule_hit_to_pb(hit: RuleHit) -> assessment_pb2.RuleHit:
     return assessment_pb2.RuleHit(
         rule_id=hit.rule_id,

@@ -14,6 +14,7 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from risk_service.domain.errors import (
+    Aborted,
     AlreadyExists,
     DomainError,
     FailedPrecondition,
@@ -35,6 +36,7 @@ _CODES: list[tuple[type[DomainError], int]] = [
     (FailedPrecondition, code_pb2.FAILED_PRECONDITION),
     (PermissionDenied, code_pb2.PERMISSION_DENIED),
     (Unavailable, code_pb2.UNAVAILABLE),
+    (Aborted, code_pb2.ABORTED),
 ]
 
 

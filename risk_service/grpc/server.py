@@ -10,15 +10,17 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
-from protos.risk.v1 import permit_service_pb2, permit_service_pb2_grpc
+from protos.risk.v1 import permit_service_pb2, permit_service_pb2_grpc, review_service_pb2, review_service_pb2_grpc
 from protos.risk.v1 import risk_scoring_service_pb2 as pb
 from protos.risk.v1 import risk_scoring_service_pb2_grpc as pb_grpc
 from risk_service.domain.cargo.service import CargoScoringService
 from risk_service.domain.permits.service import PermitService
+from risk_service.domain.review.service import ReviewService
 from risk_service.domain.service import ScoringService
 from risk_service.grpc.auth import AuthInterceptor
 from risk_service.grpc.errors import ErrorInterceptor
 from risk_service.grpc.permit_servicer import MAX_IMPORT_ROWS, PermitServicer
+from risk_service.grpc.review_servicer import ReviewServicer
 from risk_service.grpc.servicer import RiskScoringServicer
 from risk_service.settings import AuthSettings, ServerSettings, TlsSettings
 
@@ -26,6 +28,7 @@ log = logging.getLogger(__name__)
 
 SCORING_SERVICE = pb.DESCRIPTOR.services_by_name["RiskScoringService"].full_name
 PERMIT_SERVICE = permit_service_pb2.DESCRIPTOR.services_by_name["PermitService"].full_name
+REVIEW_SERVICE = review_service_pb2.DESCRIPTOR.services_by_name["ReviewService"].full_name
 # A health entry of its own says whether a model scores or the service runs on rules alone.
 MODEL_HEALTH = f"{SCORING_SERVICE}/model"
 _SERVING = health_pb2.HealthCheckResponse.SERVING
@@ -59,6 +62,7 @@ async def start_server(
     permits: PermitService | None = None,
     *,
     cargo: CargoScoringService | None = None,
+    review: ReviewService | None = None,
     max_import_rows: int = MAX_IMPORT_ROWS,
     auth: AuthSettings | None = None,
     tls: TlsSettings | None = None,
@@ -68,9 +72,10 @@ async def start_server(
     With `permits`, PermitService is served too (ImportPermits streams bounded by max_import_rows,
     normally PermitSettings.max_import_rows) and CancelDeclaration works; without, CancelDeclaration
     answers FAILED_PRECONDITION and PermitService is not registered (UNIMPLEMENTED). Without
-    `cargo`, the cargo RPCs answer FAILED_PRECONDITION. With `auth` tokens every call but health
-    and reflection needs a credential with the RPC's role (grpc.auth); with `tls` certificates the
-    port speaks TLS only, and with a client CA every client must present a certificate it signed.
+    `cargo`, the cargo RPCs answer FAILED_PRECONDITION; without `review`, ReviewService is not
+    registered. With `auth` tokens every call but health and reflection needs a credential with the
+    RPC's role (grpc.auth); with `tls` certificates the port speaks TLS only, and with a client CA
+    every client must present a certificate it signed.
     """
     max_bytes = settings.max_message_mb * 1024 * 1024
     interceptors: list[grpc.aio.ServerInterceptor] = [ErrorInterceptor()]
@@ -94,6 +99,9 @@ async def start_server(
             PermitServicer(permits, max_import_rows=max_import_rows), server
         )
         services += (PERMIT_SERVICE,)
+    if review is not None:
+        review_service_pb2_grpc.add_ReviewServiceServicer_to_server(ReviewServicer(review), server)
+        services += (REVIEW_SERVICE,)
     health = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     reflection.enable_server_reflection(

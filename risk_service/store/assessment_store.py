@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -19,7 +19,7 @@ from risk_service.domain.declaration import Declaration
 from risk_service.domain.entity_history import declaration_keys
 from risk_service.domain.permits.model import LineBalance
 from risk_service.domain.ports import AssessmentRecord, BalancesChanged, SaveResult, SettleRefusals
-from risk_service.store import audit, codec, keyed_writes, links
+from risk_service.store import audit, case_store, codec, keyed_writes, links
 from risk_service.store.audit import AuditKind
 from risk_service.store.cargo_codec import cargo_assessment_to_dict
 from risk_service.store.db import BulkInsert, create_engine
@@ -201,6 +201,7 @@ class SqlAssessmentStore(WritingStore):
         entity_rows.sort(key=lambda e: (e["kind"], e["entity_key"], e["declaration_id"]))
         self._insert_entities.execute(conn, entity_rows)
         later = self._write_links(conn, [planned[k][0] for k in inserted])
+        case_store.open_cases(conn, [(planned[k][0].declaration, planned[k][0].assessment) for k in inserted])
         # Last in the transaction: the audit chain's head is the last lock it takes.
         audit.append(
             conn,
@@ -269,13 +270,8 @@ class SqlAssessmentStore(WritingStore):
 
     def history(self, declaration_id: str) -> list[Assessment]:
         """Every assessment of one declaration: each version's, then its re-assessments, in time order."""
-        t = assessments
-        query = sa.select(t.c.declaration_version, t.c.assessed_at, t.c.assessment).where(
-            t.c.declaration_id == declaration_id
-        )
         with self._engine.connect() as conn:
-            found = [*conn.execute(query), *links.reassessment_documents(conn, links.DECLARATION, declaration_id)]
-        return [codec.assessment_from_dict(d) for _, _, d in sorted(found, key=lambda row: (row[0], row[1]))]
+            return case_store.declaration_assessments(conn, declaration_id)
 
     def linked_declarations(
         self, keys: Iterable[LinkKey], since: datetime, until: datetime
@@ -294,38 +290,6 @@ class SqlAssessmentStore(WritingStore):
     def entity_history(self, kinds: Sequence[str] = ENTITY_KINDS) -> dict[str, dict[str, tuple[datetime, int]]]:
         """The declaration kinds of filing_entities (store.entities.read_entity_history)."""
         return read_entity_history(self._engine, kinds)
-
-    def latest_filings(
-        self, *, since: datetime | None = None, until: datetime | None = None, batch: int = 1000
-    ) -> Iterator[tuple[Declaration, Assessment]]:
-        """The newest stored version of every declaration lodged in [since, until), in lodgement order.
-
-        Streams in batches on a connection of its own, so an export of millions of filings runs
-        in bounded memory and never holds the writer up.
-        """
-        t = assessments
-        newest = (
-            sa.select(t.c.declaration_id, sa.func.max(t.c.declaration_version).label("version"))
-            .group_by(t.c.declaration_id)
-            .subquery()
-        )
-        query = (
-            sa.select(t.c.declaration, t.c.assessment)
-            .join(
-                newest,
-                (t.c.declaration_id == newest.c.declaration_id) & (t.c.declaration_version == newest.c.version),
-            )
-            .where(t.c.lodged_at.is_not(None))
-            .order_by(t.c.lodged_at, t.c.declaration_id)
-        )
-        if since is not None:
-            query = query.where(t.c.lodged_at >= since)
-        if until is not None:
-            query = query.where(t.c.lodged_at < until)
-        with self._engine.connect() as conn:
-            result = conn.execution_options(yield_per=batch).execute(query)
-            for declaration, assessment in result:
-                yield codec.declaration_from_dict(declaration), codec.assessment_from_dict(assessment)
 
     def count(self) -> int:
         with self._engine.connect() as conn:

@@ -1,4 +1,4 @@
-"""The audit trail: every assessment, re-assessment and permit change, chained by hashes.
+"""The audit trail: every assessment, re-assessment, permit change and officer's action, chained by hashes.
 
 Each entry holds the SHA-256 of the record as stored (canonical JSON: sorted keys, no spaces) and
 the hash of the entry before it; its own hash covers both with its kind, subject, actor and time.
@@ -20,7 +20,14 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from risk_service.store.tables import assessments, audit_log, cargo_assessments, permit_changes, reassessments
+from risk_service.store.tables import (
+    assessments,
+    audit_log,
+    cargo_assessments,
+    case_events,
+    permit_changes,
+    reassessments,
+)
 
 GENESIS = "0" * 64  # the prev_hash of the first entry
 SCREENING = "screening"  # the actor of assessments: the service's rules and model
@@ -32,6 +39,7 @@ class AuditKind(enum.StrEnum):
     REASSESSMENT = "reassessment"
     CARGO_ASSESSMENT = "cargo_assessment"
     PERMIT_CHANGE = "permit_change"
+    CASE_EVENT = "case_event"  # an officer's action on a case: claim, release, result, override, close
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +150,7 @@ _RECORDS: Mapping[AuditKind, tuple[sa.Table, str]] = {
     AuditKind.REASSESSMENT: (reassessments, "assessment_id"),
     AuditKind.CARGO_ASSESSMENT: (cargo_assessments, "assessment_id"),
     AuditKind.PERMIT_CHANGE: (permit_changes, "request_id"),
+    AuditKind.CASE_EVENT: (case_events, "event_id"),
 }
 
 
@@ -151,10 +160,11 @@ _HASHED_COLUMNS: Mapping[AuditKind, tuple[str, ...]] = {
     AuditKind.REASSESSMENT: ("assessment",),
     AuditKind.CARGO_ASSESSMENT: ("assessment",),
     AuditKind.PERMIT_CHANGE: ("permit", "action", "actor", "reason", "changed_at"),
+    AuditKind.CASE_EVENT: ("case_id", "case_version", "action", "actor", "occurred_at", "detail", "case_state"),
 }
 
 
-def permit_change_document(row: Mapping[str, Any]) -> dict[str, Any]:
+def permit_change_document(row: Mapping[Any, Any]) -> dict[str, Any]:
     """What a permit change entry vouches for: the permit as changed, the action, who, why and when."""
     return {
         "permit": row["permit"],
@@ -163,6 +173,27 @@ def permit_change_document(row: Mapping[str, Any]) -> dict[str, Any]:
         "reason": row["reason"],
         "changed_at": row["changed_at"].astimezone(UTC).isoformat(),
     }
+
+
+def case_event_document(row: Mapping[Any, Any]) -> dict[str, Any]:
+    """What a case event's entry vouches for: the action, who, when, and the case as it left it."""
+    return {
+        "case_id": row["case_id"],
+        "case_version": int(row["case_version"]),
+        "action": int(row["action"]),
+        "actor": row["actor"],
+        "occurred_at": row["occurred_at"].astimezone(UTC).isoformat(),
+        "detail": row["detail"],
+        "case_state": row["case_state"],
+    }
+
+
+def _hashed_document(kind: AuditKind, record: Mapping[Any, Any]) -> Any:
+    if kind == AuditKind.PERMIT_CHANGE:
+        return permit_change_document(record)
+    if kind == AuditKind.CASE_EVENT:
+        return case_event_document(record)
+    return record["assessment"]
 
 
 def verify(engine: sa.Engine, *, batch: int = 1000, max_problems: int = 20) -> AuditReport:
@@ -221,7 +252,7 @@ def _stale_records(conn: sa.Connection, rows: Sequence[Any]) -> list[AuditProble
             if record is None:
                 out.append(AuditProblem(e.seq, f"its {kind.value} {e.subject} is no longer stored"))
                 continue
-            document = permit_change_document(dict(record)) if kind == AuditKind.PERMIT_CHANGE else record["assessment"]
+            document = _hashed_document(kind, record)
             if canonical_sha256(document) != e.payload_sha256:
                 out.append(AuditProblem(e.seq, f"its {kind.value} {e.subject} was changed after it was stored"))
     return sorted(out, key=lambda p: p.seq)

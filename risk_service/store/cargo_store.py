@@ -16,7 +16,7 @@ from risk_service.domain.cargo.model import CargoReport
 from risk_service.domain.cargo.ports import CargoRecord, CargoSaveResult
 from risk_service.domain.consistency import report_link_keys, report_time
 from risk_service.domain.entity_history import ContainerEntities, report_keys
-from risk_service.store import audit, keyed_writes, links
+from risk_service.store import audit, case_store, keyed_writes, links
 from risk_service.store.audit import AuditKind
 from risk_service.store.cargo_codec import (
     cargo_assessment_from_dict,
@@ -123,6 +123,7 @@ class SqlCargoStore(WritingStore):
         entity_rows.sort(key=lambda e: (e["kind"], e["entity_key"], e["declaration_id"]))  # lock order
         self._insert_entities.execute(conn, entity_rows)
         later = self._write_links(conn, created)
+        case_store.open_cases_for_reassessed(conn, [x.assessment for c in created for x in c.reassessments])
         # Last in the transaction: the audit chain's head is the last lock it takes.
         audit.append(
             conn,

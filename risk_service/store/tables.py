@@ -256,3 +256,49 @@ audit_log = sa.Table(
     sa.Column("prev_hash", sa.String(64), nullable=False),
     sa.Column("entry_hash", sa.String(64), nullable=False, unique=True),
 )
+
+
+# -- officers' review -----------------------------------------------------------------------------
+
+# One case per declaration with a non-GREEN assessment, over all its versions (case_id is the
+# declaration id). The writers open and refresh cases in the transaction that stores the assessment;
+# officers change them under an optimistic version (store.case_store). Result and override are the
+# current ones; every action is also a case_events row, which the audit trail vouches for.
+cases = sa.Table(
+    "cases",
+    metadata,
+    sa.Column("case_id", sa.String(64), primary_key=True),
+    sa.Column("declaration_version", sa.Integer, nullable=False),
+    sa.Column("assessment_id", sa.String(36), nullable=False),
+    sa.Column("status", sa.SmallInteger, nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("channel", sa.SmallInteger, nullable=False),
+    sa.Column("risk_score", sa.Double, nullable=False),
+    sa.Column("revenue_at_stake", sa.Double, nullable=False),
+    sa.Column("random_control", sa.Boolean, nullable=False),
+    sa.Column("customs_office", sa.String, nullable=False),
+    sa.Column("importer_id", sa.String(64), nullable=False),
+    sa.Column("assigned_officer", sa.String(64), nullable=False),
+    sa.Column("opened_at", UtcDateTime, nullable=False),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+    sa.Column("closed_at", UtcDateTime, nullable=True),
+    sa.Column("result", JsonDocument, nullable=True),
+    sa.Column("override", JsonDocument, nullable=True),
+    # The work queue: riskiest first, then revenue at stake (ListCases pages along this index).
+    sa.Index("ix_cases_risk_score_revenue_at_stake_case_id", "risk_score", "revenue_at_stake", "case_id"),
+    sa.Index("ix_cases_importer_id", "importer_id"),
+)
+
+case_events = sa.Table(
+    "case_events",
+    metadata,
+    sa.Column("event_id", sa.String(36), primary_key=True),
+    sa.Column("case_id", sa.String(64), sa.ForeignKey("cases.case_id"), nullable=False),
+    sa.Column("case_version", sa.Integer, nullable=False),
+    sa.Column("action", sa.SmallInteger, nullable=False),
+    sa.Column("actor", sa.String, nullable=False),
+    sa.Column("occurred_at", UtcDateTime, nullable=False),
+    sa.Column("detail", sa.String, nullable=False),
+    sa.Column("case_state", JsonDocument, nullable=False),  # the case as the action left it
+    sa.UniqueConstraint("case_id", "case_version"),
+)

@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import replace
 
 from protos.risk.v1 import assessment_pb2
+from protos.risk.v1 import review_service_pb2 as rpb
+from protos.risk.v1 import review_service_pb2_grpc as rpb_grpc
 from protos.risk.v1 import risk_scoring_service_pb2 as pb
 from risk_service.domain.assessment import Channel
 from risk_service.domain.declaration import Party
@@ -69,6 +71,14 @@ def test_a_manifest_after_the_declaration_flags_both_and_re_assesses_the_declara
     (flag,) = [h for h in again.rule_hits if h.rule_id == "CONSISTENCY_GROSS_MASS"]
     assert "CR-X-1" in flag.message and flag.fields == ("declaration.items.gross_mass_kg",)
     assert again.channel >= Channel.YELLOW and again.risk_score >= first.risk_score
+    # the re-assessment put the declaration in front of officers, with the manifest beside it
+    with server.channel() as channel:
+        request = rpb.GetCaseRequest(case_id=d.declaration_id)
+        detail = rpb_grpc.ReviewServiceStub(channel).GetCase(request, timeout=10).detail
+    assert (detail.case.assessment_id, detail.case.channel) == (again.assessment_id, int(again.channel))
+    assert [h.rule_id for h in detail.consistency_findings] == ["CONSISTENCY_GROSS_MASS"]
+    assert [r.report.report_id for r in detail.cargo_reports] == ["CR-X-1"]
+    assert [a.assessment_id for a in detail.assessments] == [first.assessment_id, again.assessment_id]
     # the declaration's own filing answer is unchanged: a retry gets the stored original
     assert score_declaration(stub, d) == first
     # a retried manifest adds no second re-assessment

@@ -15,6 +15,7 @@ from risk_service.domain.declaration import DutyTax
 from risk_service.domain.ports import AssessmentRecord
 from risk_service.history_export import export_history
 from risk_service.store import SqlAssessmentStore, migrations
+from risk_service.store.case_store import SqlCaseStore
 from tests import builders
 from training.history import read_history
 
@@ -45,17 +46,21 @@ def test_export_reads_back_as_history_with_the_newest_version_only(database_url:
     with SqlAssessmentStore(database_url) as store:
         store.save_many([_record("DEC-A", 1, 2), _record("DEC-B", 1, 3, n_items=1)]).result(timeout=30)
         store.save_many([_record("DEC-A", 2, 2, n_items=3)]).result(timeout=30)  # an amendment: 3 items now
-        rows = export_history(store.latest_filings(), tmp_path / "export.csv")
-        later = export_history(store.latest_filings(since=datetime(2026, 11, 3, tzinfo=UTC)), tmp_path / "later.csv")
+    cases = SqlCaseStore(database_url)
+    try:
+        rows = export_history(cases.labelled_filings(), tmp_path / "export.csv")
+        later = export_history(cases.labelled_filings(since=datetime(2026, 11, 3, tzinfo=UTC)), tmp_path / "later.csv")
+    finally:
+        cases.close()
 
-    assert rows == 4 and later == 1
+    assert rows.rows == 4 and later.rows == 1
     history = read_history(tmp_path / "export.csv")
     assert history["declaration_id"].tolist() == ["DEC-A"] * 3 + ["DEC-B"]
     assert history["item_number"].tolist() == [1, 2, 3, 1]
     assert history["item_count"].tolist() == [3, 3, 3, 1]
     assert history["customs_value"].tolist() == [100.0, 200.0, 300.0, 100.0]
     assert history["duties_and_taxes"].tolist() == [8.0, 16.0, 24.0, 8.0]
-    assert not history["inspected"].any()  # outcomes are not recorded by the service yet
+    assert not history["inspected"].any()  # no officer recorded a result
     assert read_history(tmp_path / "later.csv")["declaration_id"].tolist() == ["DEC-B"]
 
 

@@ -25,7 +25,7 @@ def _tables(url: str) -> set[str]:
         engine.dispose()
 
 
-HEAD = "0006"
+HEAD = "0007"
 PERMIT_TABLES = {
     "permits",
     "permit_lines",
@@ -174,3 +174,11 @@ def test_the_audit_log_comes_with_0006_append_only_and_goes_on_downgrade(databas
         engine.dispose()
     migrations.downgrade(database_url, "0005")
     assert "audit_log" not in _tables(database_url)
+
+
+def test_cases_come_with_0007_and_go_on_downgrade(database_url: str) -> None:
+    migrations.upgrade(database_url)
+    assert {"cases", "case_events"} <= _tables(database_url)
+    migrations.downgrade(database_url, "0006")
+    assert not {"cases", "case_events"} & _tables(database_url)
+    assert "audit_log" in _tables(database_url)

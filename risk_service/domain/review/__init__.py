@@ -1,0 +1,1 @@
+"""Officers' review of flagged declarations: cases, their actions, and what the results teach."""
