@@ -80,6 +80,20 @@ def _parser() -> argparse.ArgumentParser:
     )
     backtest.add_argument("--format", choices=("table", "json"), default="table")
     backtest.set_defaults(run=_rules_backtest)
+    stats = rules.add_parser(
+        "stats",
+        help="per-rule effectiveness from officers' results on a running service: hits, inspected, findings, "
+        "finding rate and revenue per inspection",
+    )
+    stats.add_argument(
+        "--from", dest="start", type=_day, required=True, metavar="DAY", help="first lodgement day (UTC)"
+    )
+    stats.add_argument("--until", type=_day, required=True, metavar="DAY", help="end lodgement day (UTC), exclusive")
+    stats.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    _service_args(stats, timeout=60.0)
+    stats.set_defaults(run=_rules_stats)
+
+    _review_parser(sub)
 
     permits = sub.add_parser("permits", help="permit registry tools for agencies").add_subparsers(
         title="permits commands"
@@ -214,6 +228,146 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _service_args(parser: argparse.ArgumentParser, timeout: float) -> None:
+    parser.add_argument("--address", help="host:port of the service (default from settings)")
+    parser.add_argument("--timeout", type=float, default=timeout, help="deadline in seconds per call")
+
+
+_CHANNELS = ("green", "blue", "yellow", "red")
+_OFFICER_HELP = (
+    "who acts (default: $RISK_OFFICER or your login name); a server with credentials takes the token's name instead"
+)
+
+
+def _review_parser(sub: Any) -> None:
+    review = sub.add_parser(
+        "review", help="officers' review of flagged declarations (cases) on a running service"
+    ).add_subparsers(title="review commands")
+
+    listing = review.add_parser("list", help="cases matching the filters, riskiest first")
+    listing.add_argument(
+        "--channel", action="append", type=str.lower, choices=_CHANNELS, help="assessed channel (repeat for several)"
+    )
+    listing.add_argument(
+        "--status",
+        action="append",
+        type=str.lower,
+        choices=("open", "claimed", "closed"),
+        help="case status (repeat for several)",
+    )
+    listing.add_argument("--office", help="customs office of lodgement")
+    listing.add_argument(
+        "--from", dest="start", type=_day, metavar="DAY", help="cases opened on or after this day (UTC)"
+    )
+    listing.add_argument("--until", type=_day, metavar="DAY", help="cases opened before this day (UTC), exclusive")
+    listing.add_argument("--min-score", type=float, metavar="SCORE", help="cases with at least this risk score (0-1)")
+    holder = listing.add_mutually_exclusive_group()
+    holder.add_argument("--officer", metavar="NAME", help="cases held by this officer")
+    holder.add_argument("--mine", action="store_true", help="cases held by you ($RISK_OFFICER or your login name)")
+    listing.add_argument("--limit", type=_positive, default=50, metavar="N", help="most cases to show (default 50)")
+    listing.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    _service_args(listing, timeout=30.0)
+    listing.set_defaults(run=_review_list)
+
+    show = review.add_parser(
+        "show",
+        help="everything behind a case: declaration, assessments, permits, cargo reports, why the model flagged it, "
+        "importer history and events",
+    )
+    show.add_argument("case", help="the case id (the declaration id)")
+    show.add_argument("--format", choices=("text", "json"), default="text")
+    _service_args(show, timeout=30.0)
+    show.set_defaults(run=_review_show)
+
+    claim = review.add_parser("claim", help="claim an open case: only you act on it until you release or close it")
+    _case_action_args(claim)
+    release = review.add_parser("release", help="give a case you hold back to the queue")
+    _case_action_args(release)
+    result = review.add_parser("result", help="record (or replace) the inspection result of a case you hold")
+    _case_action_args(result)
+    result.add_argument(
+        "--outcome", required=True, choices=("no-discrepancy", "discrepancy", "seizure"), help="what was found"
+    )
+    result.add_argument(
+        "--finding",
+        action="append",
+        default=[],
+        metavar="CODE",
+        help="a finding code from RISK_REVIEW__FINDING_CODES (repeat for several; none for no-discrepancy)",
+    )
+    result.add_argument(
+        "--revenue",
+        type=_revenue,
+        metavar="AMOUNT",
+        help="duties and taxes recovered, e.g. 1250000 or 1234.56 (default 0)",
+    )
+    result.add_argument(
+        "--currency",
+        type=str.upper,
+        metavar="CODE",
+        help="ISO 4217 currency of --revenue (default RISK_REVIEW__CURRENCY)",
+    )
+    result.add_argument(
+        "--item", action="append", type=int, default=[], metavar="N", help="a goods item concerned (default: all)"
+    )
+    result.add_argument("--notes", default="", help="your notes")
+    override = review.add_parser("override", help="handle a case you hold in another channel, saying why")
+    _case_action_args(override)
+    override.add_argument("--channel", required=True, type=str.lower, choices=_CHANNELS, help="the channel to set")
+    override.add_argument(
+        "--reason", required=True, metavar="CODE", help="a reason code from RISK_REVIEW__OVERRIDE_REASONS"
+    )
+    override.add_argument("--text", required=True, help="why, in your words")
+    close = review.add_parser("close", help="close a case you hold: it needs a result, or an override to green, first")
+    _case_action_args(close)
+    for action, parser in (
+        ("claim", claim), ("release", release), ("result", result), ("override", override), ("close", close),
+    ):  # fmt: skip
+        parser.set_defaults(run=_review_action, action=action)
+
+
+def _case_action_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("case", help="the case id (the declaration id)")
+    parser.add_argument(
+        "--version",
+        type=_positive,
+        metavar="N",
+        help="the case version you read: pass the version `risk review show` printed to be refused (ABORTED) if "
+        "the case changed since you looked; default: the current version, read just before acting",
+    )
+    parser.add_argument("--officer", metavar="NAME", help=_OFFICER_HELP)
+    _service_args(parser, timeout=30.0)
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number of 1 or more")
+    return value
+
+
+def _revenue(text: str) -> tuple[int, int]:
+    """An amount as google.type.Money units and nanos, exactly (no float on the way)."""
+    from decimal import Decimal, InvalidOperation
+
+    try:
+        value = Decimal(text.strip())
+    except InvalidOperation:
+        raise argparse.ArgumentTypeError(f"'{text}' is not an amount (digits with an optional decimal point)") from None
+    if not value.is_finite() or value < 0:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a finite amount of zero or more")
+    units = int(value)
+    nanos = (value - units).scaleb(9)
+    if nanos != nanos.to_integral_value():
+        raise argparse.ArgumentTypeError(f"'{text}' has more than 9 decimal places")
+    if units >= 2**63:
+        raise argparse.ArgumentTypeError(f"'{text}' is too large")
+    return units, int(nanos)
+
+
 def _audit_verify(args: argparse.Namespace, settings: Any) -> int:
     from risk_service.store import audit, migrations
     from risk_service.store.db import create_engine
@@ -333,7 +487,8 @@ def _data_export(args: argparse.Namespace, settings: Any) -> int:
     from datetime import UTC, datetime, time
 
     from risk_service.history_export import export_history
-    from risk_service.store import SqlAssessmentStore, migrations
+    from risk_service.store import migrations
+    from risk_service.store.case_store import SqlCaseStore
 
     if args.out.suffix.lower() != ".csv":
         print(f"risk: {args.out}: the export is written as CSV; name it .csv", file=sys.stderr)
@@ -345,13 +500,15 @@ def _data_export(args: argparse.Namespace, settings: Any) -> int:
     url = settings.resolved_database_url
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     migrations.upgrade(url)
+    store = SqlCaseStore(url, sqlite_synchronous=settings.sqlite_synchronous)
     try:
-        with SqlAssessmentStore(url, sqlite_synchronous=settings.sqlite_synchronous) as store:
-            rows = export_history(store.latest_filings(since=moment(args.start), until=moment(args.until)), args.out)
+        rows = export_history(store.labelled_filings(since=moment(args.start), until=moment(args.until)), args.out)
     except OSError as err:
         print(f"risk: cannot write {args.out}: {err.strerror or err}", file=sys.stderr)
         return 2
-    print(f"wrote {rows} goods items to {args.out} (no inspection outcomes are recorded yet: all uninspected)")
+    finally:
+        store.close()
+    print(f"wrote {rows.rows} goods items to {args.out}: {rows.inspected} inspected, {rows.findings} with findings")
     return 0
 
 
@@ -803,6 +960,253 @@ _LARGE_MESSAGES = [("grpc.max_receive_message_length", 256 * 1024 * 1024)]
 def _figure(value: float) -> str:
     """Quantities and money in full (no exponent), without a trailing .0."""
     return f"{value:.15g}" if abs(value) < 1e15 else f"{value:.0f}"
+
+
+def _address(args: argparse.Namespace, settings: Any) -> str:
+    return args.address or f"{settings.server.host}:{settings.server.port}"
+
+
+def _default_officer() -> str:
+    import getpass
+
+    try:
+        return os.environ.get("RISK_OFFICER") or getpass.getuser()
+    except OSError:  # no login name (a container without a passwd entry): the server asks for one
+        return ""
+
+
+def _midnight(day: Any) -> Any:
+    """Start of a day in UTC, as a protobuf Timestamp."""
+    from datetime import UTC, datetime, time
+
+    from google.protobuf import timestamp_pb2
+
+    stamp = timestamp_pb2.Timestamp()
+    stamp.FromDatetime(datetime.combine(day, time(), tzinfo=UTC))
+    return stamp
+
+
+def _proto_json(message: Any, indent: int | None) -> str:
+    from google.protobuf import json_format
+
+    # Zeros too (version 0, no findings): a reader sees every field rather than guess at absent ones.
+    return json_format.MessageToJson(
+        message, indent=indent, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
+    )
+
+
+def _review_list(args: argparse.Namespace, settings: Any) -> int:
+    import csv
+
+    import grpc
+
+    from protos.risk.v1 import assessment_pb2, review_pb2
+    from protos.risk.v1 import review_service_pb2 as pb
+    from protos.risk.v1 import review_service_pb2_grpc as pb_grpc
+    from risk_service.grpc.client import open_channel
+    from risk_service.review_tables import LIST_COLUMNS, aligned, case_row
+
+    request = pb.ListCasesRequest(
+        channels=[assessment_pb2.Channel.Value(f"CHANNEL_{c.upper()}") for c in args.channel or ()],
+        statuses=[review_pb2.CaseStatus.Value(f"CASE_STATUS_{s.upper()}") for s in args.status or ()],
+        customs_office=args.office or "",
+        assigned_officer=_default_officer() if args.mine else args.officer or "",
+    )
+    if args.start is not None:
+        request.opened_after.CopyFrom(_midnight(args.start))
+    if args.until is not None:
+        request.opened_before.CopyFrom(_midnight(args.until))
+    if args.min_score is not None:
+        request.min_risk_score = args.min_score
+    cases: list[Any] = []
+    more = False
+    with open_channel(_address(args, settings), settings.client) as channel:
+        stub = pb_grpc.ReviewServiceStub(channel)
+        while True:
+            request.page_size = min(args.limit - len(cases), _MAX_CASE_PAGE)
+            try:
+                page = stub.ListCases(request, timeout=args.timeout)
+            except grpc.RpcError as err:
+                _print_rpc_error(err)
+                return 1
+            cases.extend(page.cases)
+            request.page_token = page.next_page_token
+            if not request.page_token or len(cases) >= args.limit:
+                more = bool(request.page_token)
+                break
+    cases = cases[: args.limit]
+    if args.format == "json":
+        for case in cases:
+            print(_proto_json(case, indent=None))
+    elif args.format == "csv":
+        writer = csv.writer(sys.stdout)
+        writer.writerow(LIST_COLUMNS)
+        writer.writerows(case_row(case, table=False) for case in cases)
+    else:
+        print(f"cases: {len(cases)}{' (more match)' if more else ''}")
+        for line in aligned(LIST_COLUMNS, [case_row(case, table=True) for case in cases]):
+            print(line)
+    if more:
+        print(f"risk: showing the first {len(cases)} cases; more match (raise --limit)", file=sys.stderr)
+    return 0
+
+
+# ListCases refuses pages larger than this.
+_MAX_CASE_PAGE = 500
+
+
+def _review_show(args: argparse.Namespace, settings: Any) -> int:
+    import grpc
+
+    from protos.risk.v1 import review_service_pb2 as pb
+    from protos.risk.v1 import review_service_pb2_grpc as pb_grpc
+    from risk_service.grpc.client import open_channel
+    from risk_service.review_tables import case_report
+
+    with open_channel(_address(args, settings), settings.client, _LARGE_MESSAGES) as channel:
+        try:
+            response = pb_grpc.ReviewServiceStub(channel).GetCase(
+                pb.GetCaseRequest(case_id=args.case), timeout=args.timeout
+            )
+        except grpc.RpcError as err:
+            _print_rpc_error(err)
+            return 1
+    if args.format == "json":
+        print(_proto_json(response.detail, indent=2))
+    else:
+        print(case_report(response.detail), end="")
+    return 0
+
+
+# Each officer's action: the RPC it calls and the field carrying its payload (result or override).
+_CASE_ACTIONS = {
+    "claim": ("ClaimCase", "ClaimCaseRequest", None),
+    "release": ("ReleaseCase", "ReleaseCaseRequest", None),
+    "result": ("RecordInspectionResult", "RecordInspectionResultRequest", "result"),
+    "override": ("OverrideChannel", "OverrideChannelRequest", "override"),
+    "close": ("CloseCase", "CloseCaseRequest", None),
+}
+
+
+def _review_action(args: argparse.Namespace, settings: Any) -> int:
+    """claim, release, result, override or close: one call naming the case version the officer saw."""
+    import grpc
+
+    from protos.risk.v1 import review_service_pb2 as pb
+    from protos.risk.v1 import review_service_pb2_grpc as pb_grpc
+    from risk_service.grpc.client import open_channel
+
+    method, request_type, field = _CASE_ACTIONS[args.action]
+    payload = {}
+    if field is not None:
+        try:
+            payload[field] = _review_payload(args, settings)
+        except ValueError as err:
+            print(f"risk: {err}", file=sys.stderr)
+            return 2
+    case_id: str = args.case
+    version: int | None = args.version
+    with open_channel(_address(args, settings), settings.client, _LARGE_MESSAGES) as channel:
+        stub = pb_grpc.ReviewServiceStub(channel)
+        try:
+            if version is None:
+                version = stub.GetCase(pb.GetCaseRequest(case_id=case_id), timeout=args.timeout).detail.case.version
+            request = getattr(pb, request_type)(
+                case_id=case_id, expected_version=version, officer=args.officer or _default_officer(), **payload
+            )
+            case = getattr(stub, method)(request, timeout=args.timeout).case
+        except grpc.RpcError as err:
+            _print_rpc_error(err)
+            if err.code() == grpc.StatusCode.ABORTED:
+                print(
+                    f"risk: case {case_id} changed since version {version}; reload it with "
+                    f"`risk review show {case_id}` and act on what it shows now",
+                    file=sys.stderr,
+                )
+            return 1
+    print(f"{_what_happened(args.action, case)} (version {case.version})")
+    return 0
+
+
+def _review_payload(args: argparse.Namespace, settings: Any) -> Any:
+    """The inspection result or channel override the command line describes."""
+    from google.type import money_pb2
+
+    from protos.risk.v1 import assessment_pb2, review_pb2
+
+    if args.action == "override":
+        return review_pb2.ChannelOverride(
+            channel=assessment_pb2.Channel.Value(f"CHANNEL_{args.channel.upper()}"),
+            reason_code=args.reason,
+            reason_text=args.text,
+        )
+    if args.currency is not None and args.revenue is None:
+        raise ValueError("--currency goes with --revenue")
+    result = review_pb2.InspectionResult(
+        outcome=review_pb2.InspectionOutcome.Value(f"INSPECTION_OUTCOME_{args.outcome.upper().replace('-', '_')}"),
+        finding_codes=args.finding,
+        notes=args.notes,
+        item_numbers=args.item,
+    )
+    if args.revenue is not None:
+        units, nanos = args.revenue
+        currency = args.currency or settings.review.currency
+        result.revenue_recovered.CopyFrom(money_pb2.Money(currency_code=currency, units=units, nanos=nanos))
+    return result
+
+
+def _what_happened(action: str, case: Any) -> str:
+    from protos.risk.v1 import assessment_pb2
+    from risk_service.review_tables import describe_result, name
+
+    if action == "claim":
+        return f"case {case.case_id} claimed by {case.assigned_officer}"
+    if action == "release":
+        return f"case {case.case_id} released to the queue"
+    if action == "result":
+        return f"case {case.case_id}: result {describe_result(case.result)}, recorded by {case.result.officer}"
+    if action == "override":
+        return (
+            f"case {case.case_id}: channel {name(assessment_pb2.Channel, case.channel)} overridden to "
+            f"{name(assessment_pb2.Channel, case.override.channel)} ({case.override.reason_code}) "
+            f"by {case.override.officer}"
+        )
+    return f"case {case.case_id} closed by {case.assigned_officer}"
+
+
+def _rules_stats(args: argparse.Namespace, settings: Any) -> int:
+    import csv
+
+    import grpc
+
+    from protos.risk.v1 import review_service_pb2 as pb
+    from protos.risk.v1 import review_service_pb2_grpc as pb_grpc
+    from risk_service.grpc.client import open_channel
+    from risk_service.review_tables import STATS_COLUMNS, aligned, rule_stat_row
+
+    request = pb.GetRuleStatsRequest(since=_midnight(args.start), until=_midnight(args.until))
+    with open_channel(_address(args, settings), settings.client) as channel:
+        try:
+            response = pb_grpc.ReviewServiceStub(channel).GetRuleStats(request, timeout=args.timeout)
+        except grpc.RpcError as err:
+            _print_rpc_error(err)
+            return 1
+    if args.format == "json":
+        print(_proto_json(response, indent=2))
+        return 0
+    if args.format == "csv":
+        writer = csv.writer(sys.stdout)
+        writer.writerow(STATS_COLUMNS)
+        writer.writerows(rule_stat_row(s, response.currency, table=False) for s in response.stats)
+        return 0
+    print(
+        f"declarations lodged {args.start} to {args.until} (exclusive): {response.declarations}, "
+        f"inspected {response.inspected}; {len(response.stats)} rules hit"
+    )
+    rows = [rule_stat_row(s, response.currency, table=True) for s in response.stats]
+    for line in aligned(STATS_COLUMNS[:-1], rows):
+        print(line)
+    return 0
 
 
 def _permits_check_table(args: argparse.Namespace, settings: Any) -> int:
