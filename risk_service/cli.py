@@ -369,13 +369,24 @@ def _revenue(text: str) -> tuple[int, int]:
 
 
 def _audit_verify(args: argparse.Namespace, settings: Any) -> int:
+    import sqlalchemy as sa
+
     from risk_service.store import audit, migrations
     from risk_service.store.db import create_engine
 
     url = settings.resolved_database_url
+    shown = sa.make_url(url).render_as_string(hide_password=True)
     # Read-only: a check never migrates (and may run as a role that can only read).
-    if (migrations.current_revision(url) or "") < "0006":
-        print(f"risk: {url} has no audit trail yet; run: risk db upgrade", file=sys.stderr)
+    try:
+        revision = migrations.current_revision(url)
+    except sa.exc.OperationalError as err:
+        print(
+            f"risk: cannot open the database {shown}: {err.orig}; set RISK_DATA_DIR or RISK_DATABASE_URL",
+            file=sys.stderr,
+        )
+        return 2
+    if (revision or "") < "0006":
+        print(f"risk: {shown} has no audit trail yet; run: risk db upgrade", file=sys.stderr)
         return 2
     engine = create_engine(url)
     try:

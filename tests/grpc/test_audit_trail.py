@@ -132,3 +132,12 @@ def test_verify_never_migrates_and_says_when_there_is_no_trail(
     code, out = _verify(url, monkeypatch, capsys)
     assert code == 2 and "has no audit trail yet; run: risk db upgrade" in out
     assert not (tmp_path / "old.db").exists() or "audit_log" not in sa.inspect(sa.create_engine(url)).get_table_names()
+
+
+def test_verify_names_a_database_it_cannot_open(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out = _verify(f"sqlite:///{tmp_path / 'no-such-folder' / 'risk.db'}", monkeypatch, capsys)
+    assert code == 2 and "cannot open the database sqlite:///" in out and "RISK_DATABASE_URL" in out
+    code, out = _verify("postgresql+psycopg://postgres:secret@127.0.0.1:5432/no_such_database", monkeypatch, capsys)
+    assert code == 2 and "no_such_database" in out and "secret" not in out

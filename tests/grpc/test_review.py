@@ -355,6 +355,13 @@ def test_bad_review_input_is_named_field_by_field(
     found = field_violations(error_of(review.OverrideChannel, bad_override, "officer-kim"))
     assert {"override.reason_code", "override.reason_text"} <= set(found)
 
+    same = rpb.OverrideChannelRequest(
+        case_id=d.declaration_id,
+        expected_version=2,
+        override=review_pb2.ChannelOverride(channel=assessment_pb2.CHANNEL_RED, reason_code="OTHER", reason_text="x"),
+    )
+    assert "override.channel" in field_violations(error_of(review.OverrideChannel, same, "officer-kim"))
+
     listing = field_violations(error_of(review.ListCases, rpb.ListCasesRequest(page_token="garbage!"), "officer-kim"))
     assert "page_token" in listing
     stats = field_violations(error_of(review.GetRuleStats, rpb.GetRuleStatsRequest(), "analyst-park"))

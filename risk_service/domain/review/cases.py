@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from risk_service.domain.assessment import Channel
-from risk_service.domain.errors import FailedPrecondition, FieldViolation
+from risk_service.domain.errors import FailedPrecondition, FieldViolation, InvalidArgument
 
 
 class CaseStatus(enum.IntEnum):
@@ -231,6 +231,10 @@ def record_result(case: Case, officer: str, at: datetime, result: InspectionResu
 def override_channel(case: Case, officer: str, at: datetime, override: ChannelOverride) -> tuple[Case, CaseEvent]:
     """The override must have passed override_violations."""
     _holds(case, officer, "overridden")
+    if override.channel == case.channel:
+        raise InvalidArgument(
+            [FieldViolation("override.channel", f"is the assessed channel ({case.channel.name}); set another")]
+        )
     stored = replace(override, officer=officer, overridden_at=at)
     new = _next(case, at, override=stored)
     detail = f"channel {case.channel.name} -> {override.channel.name} ({override.reason_code}): {override.reason_text}"
