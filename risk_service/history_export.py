@@ -28,7 +28,7 @@ def history_rows(filings: Iterable[LabelledFiling]) -> Iterator[dict[str, Any]]:
     for filing in filings:
         d, a, result = filing.declaration, filing.assessment, filing.result
         found = [i.item_number for i in d.items if result is not None and result.covers(i.item_number)]
-        revenue_each = result.revenue_recovered / len(found) if result is not None and found else 0.0
+        revenue_each = float(result.revenue_recovered) / len(found) if result is not None and found else 0.0
         for item in d.items:
             covered = item.item_number in found
             yield {

@@ -291,7 +291,7 @@ def _importer(h: review_pb2.ImporterHistory) -> list[str]:
     first = f", first filing {day(h.first_filing_time)}" if h.HasField("first_filing_time") else ""
     lines = [
         f"importer {h.importer_id or '-'}",
-        f"  {h.filings} filings, {h.inspections} inspected, {h.findings} with findings{first}",
+        f"  other filings: {h.filings}, of which inspected {h.inspections}, with findings {h.findings}{first}",
     ]
     rows = [
         (

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import math
+from collections.abc import Sequence
+from decimal import Decimal
 
 from google.type import money_pb2
 
@@ -22,6 +23,7 @@ from risk_service.domain.review.service import CaseDetail
 from risk_service.domain.review.stats import RuleStats
 from risk_service.grpc.cargo_convert import cargo_assessment_to_pb, cargo_report_to_pb
 from risk_service.grpc.convert import (
+    E,
     assessment_to_pb,
     declaration_to_pb,
     enum_from_pb,
@@ -34,8 +36,8 @@ from risk_service.grpc.permit_convert import draw_record_to_pb
 _NANOS = 1_000_000_000
 
 
-def money_from_pb(message: money_pb2.Money, path: str) -> tuple[float, str]:
-    """(amount, currency) of a google.type.Money; INVALID_ARGUMENT naming the field when malformed."""
+def money_from_pb(message: money_pb2.Money, path: str) -> tuple[Decimal, str]:
+    """(amount, currency) of a google.type.Money, exactly; INVALID_ARGUMENT naming the field when malformed."""
     violations = []
     if not -_NANOS < message.nanos < _NANOS:
         violations.append(FieldViolation(f"{path}.nanos", "must be between -999,999,999 and 999,999,999"))
@@ -43,12 +45,13 @@ def money_from_pb(message: money_pb2.Money, path: str) -> tuple[float, str]:
         violations.append(FieldViolation(f"{path}.nanos", "must have the sign of units"))
     if violations:
         raise InvalidArgument(violations)
-    return message.units + message.nanos / _NANOS, message.currency_code
+    return Decimal(message.units) + Decimal(message.nanos).scaleb(-9), message.currency_code
 
 
-def money_to_pb(amount: float, currency: str) -> money_pb2.Money:
-    units = math.floor(amount) if amount >= 0 else math.ceil(amount)
-    return money_pb2.Money(currency_code=currency, units=units, nanos=round((amount - units) * _NANOS))
+def money_to_pb(amount: Decimal, currency: str) -> money_pb2.Money:
+    """The inverse of money_from_pb for amounts it accepted (nanos carry the sign of units)."""
+    units = int(amount)  # toward zero
+    return money_pb2.Money(currency_code=currency, units=units, nanos=int((amount - units).scaleb(9)))
 
 
 def result_from_pb(message: review_pb2.InspectionResult, currency: str) -> InspectionResult:
@@ -56,7 +59,7 @@ def result_from_pb(message: review_pb2.InspectionResult, currency: str) -> Inspe
     if message.HasField("revenue_recovered"):
         amount, code = money_from_pb(message.revenue_recovered, "result.revenue_recovered")
     else:
-        amount, code = 0.0, currency
+        amount, code = Decimal(0), currency
     return InspectionResult(
         outcome=enum_from_pb(InspectionOutcome, message.outcome),
         finding_codes=tuple(message.finding_codes),
@@ -129,10 +132,21 @@ def case_to_pb(c: Case) -> review_pb2.Case:
     return message
 
 
+def _enum_values(cls: type[E], values: Sequence[int], path: str) -> frozenset[E]:
+    """The values of a repeated enum filter; INVALID_ARGUMENT naming any unknown or UNSPECIFIED one."""
+    found = [enum_from_pb(cls, v) for v in values]
+    bad = [
+        FieldViolation(f"{path}[{n}]", f"{v} is not a value to filter by") for n, v in enumerate(values) if not found[n]
+    ]
+    if bad:
+        raise InvalidArgument(bad)
+    return frozenset(found)
+
+
 def filter_from_pb(m: review_service_pb2.ListCasesRequest) -> CaseFilter:
     return CaseFilter(
-        channels=frozenset(enum_from_pb(Channel, c) for c in m.channels if c),
-        statuses=frozenset(enum_from_pb(CaseStatus, s) for s in m.statuses if s),
+        channels=_enum_values(Channel, m.channels, "channels"),
+        statuses=_enum_values(CaseStatus, m.statuses, "statuses"),
         customs_office=m.customs_office,
         opened_after=time_from_pb(m.opened_after, m.HasField("opened_after")),
         opened_before=time_from_pb(m.opened_before, m.HasField("opened_before")),

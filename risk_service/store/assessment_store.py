@@ -201,13 +201,16 @@ class SqlAssessmentStore(WritingStore):
         entity_rows.sort(key=lambda e: (e["kind"], e["entity_key"], e["declaration_id"]))
         self._insert_entities.execute(conn, entity_rows)
         later = self._write_links(conn, [planned[k][0] for k in inserted])
-        case_store.open_cases(conn, [(planned[k][0].declaration, planned[k][0].assessment) for k in inserted])
+        case_events = case_store.open_cases(
+            conn, [(planned[k][0].declaration, planned[k][0].assessment) for k in inserted]
+        )
         # Last in the transaction: the audit chain's head is the last lock it takes.
         audit.append(
             conn,
             [
                 *(_audit_entry(*planned[k]) for k in sorted(inserted)),
                 *audit.reassessment_entries(later),
+                *case_events,
             ],
         )
         out = keyed_writes.collect_results(submissions, plan, inserted, stored, _key, SaveResult)

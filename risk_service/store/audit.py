@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import enum
 import hashlib
+import itertools
 import json
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
@@ -25,6 +27,7 @@ from risk_service.store.tables import (
     audit_log,
     cargo_assessments,
     case_events,
+    cases,
     permit_changes,
     reassessments,
 )
@@ -63,8 +66,9 @@ def canonical_sha256(document: Any) -> str:
 
 
 def _whole_numbers(value: Any) -> Any:
-    if isinstance(value, float):
-        return int(value) if value.is_integer() else value
+    if isinstance(value, float) and value.is_integer():
+        # Through the shortest repr, as JSONB keeps it: 2.0**60 reads back as 1152921504606847000.
+        return int(Decimal(repr(value)))
     if isinstance(value, dict):
         return {k: _whole_numbers(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
@@ -124,11 +128,11 @@ def append(conn: sa.Connection, entries: Sequence[AuditEntry]) -> None:
 
 @dataclass(frozen=True, slots=True)
 class AuditProblem:
-    seq: int
+    seq: int | None  # the entry; None for a record the trail vouches for only through its entries
     message: str
 
     def __str__(self) -> str:
-        return f"entry {self.seq}: {self.message}"
+        return self.message if self.seq is None else f"entry {self.seq}: {self.message}"
 
 
 @dataclass(frozen=True)
@@ -220,7 +224,40 @@ def verify(engine: sa.Engine, *, batch: int = 1000, max_problems: int = 20) -> A
             problems.extend(_stale_records(conn, chunk))
             if len(problems) >= max_problems:
                 break
+        else:
+            problems.extend(itertools.islice(_cases_unlike_their_events(conn, batch), max_problems))
     return AuditReport(count, first, last, problems[:max_problems])
+
+
+def _cases_unlike_their_events(conn: sa.Connection, batch: int) -> Iterator[AuditProblem]:
+    """Cases whose result or override is not what their last recorded event left.
+
+    Only officers' actions set those, and each action's event (hashed into the chain) keeps the case as
+    it left it; labels and rule statistics read the case row, so an edit there must show here too.
+    """
+    c, e = cases.c, case_events.c
+    after = ""
+    while True:
+        rows = conn.execute(
+            sa.select(c.case_id, c.result, c.override).where(c.case_id > after).order_by(c.case_id).limit(batch)
+        ).all()
+        if not rows:
+            return
+        after = rows[-1].case_id
+        newest: dict[str, tuple[int, Any]] = {}
+        events = sa.select(e.case_id, e.case_version, e.case_state).where(e.case_id.in_([r.case_id for r in rows]))
+        for case_id, version, state in conn.execute(events):
+            if case_id not in newest or version > newest[case_id][0]:
+                newest[case_id] = (version, state)
+        for row in rows:
+            state = newest.get(row.case_id, (0, {}))[1]
+            for field in ("result", "override"):
+                if canonical_sha256(row._mapping[field]) != canonical_sha256(state.get(field)):
+                    yield AuditProblem(
+                        None,
+                        f"case {row.case_id}: its {field} is not what its last recorded action left "
+                        "(changed outside the service)",
+                    )
 
 
 def _chunks(conn: sa.Connection, batch: int) -> Iterator[list[Any]]:
@@ -255,4 +292,4 @@ def _stale_records(conn: sa.Connection, rows: Sequence[Any]) -> list[AuditProble
             document = _hashed_document(kind, record)
             if canonical_sha256(document) != e.payload_sha256:
                 out.append(AuditProblem(e.seq, f"its {kind.value} {e.subject} was changed after it was stored"))
-    return sorted(out, key=lambda p: p.seq)
+    return sorted(out, key=lambda p: p.seq or 0)

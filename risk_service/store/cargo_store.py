@@ -123,7 +123,9 @@ class SqlCargoStore(WritingStore):
         entity_rows.sort(key=lambda e: (e["kind"], e["entity_key"], e["declaration_id"]))  # lock order
         self._insert_entities.execute(conn, entity_rows)
         later = self._write_links(conn, created)
-        case_store.open_cases_for_reassessed(conn, [x.assessment for c in created for x in c.reassessments])
+        case_events = case_store.open_cases_for_reassessed(
+            conn, [x.assessment for c in created for x in c.reassessments]
+        )
         # Last in the transaction: the audit chain's head is the last lock it takes.
         audit.append(
             conn,
@@ -138,6 +140,7 @@ class SqlCargoStore(WritingStore):
                     for k in sorted(inserted)
                 ),
                 *audit.reassessment_entries(later),
+                *case_events,
             ],
         )
         return keyed_writes.collect_results(submissions, plan, inserted, stored, _key, CargoSaveResult), None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from decimal import Decimal
 from typing import Any
 
 from risk_service.domain.assessment import Channel
@@ -14,7 +15,7 @@ def result_to_dict(r: InspectionResult) -> JsonDict:
     return {
         "outcome": int(r.outcome),
         "finding_codes": list(r.finding_codes),
-        "revenue_recovered": r.revenue_recovered,
+        "revenue_recovered": str(r.revenue_recovered),  # text: exact, as JSON numbers are not
         "currency": r.currency,
         "notes": r.notes,
         "item_numbers": list(r.item_numbers),
@@ -28,7 +29,7 @@ def result_from_dict(d: Mapping[str, Any]) -> InspectionResult:
     return InspectionResult(
         outcome=InspectionOutcome(d["outcome"]),
         finding_codes=tuple(d["finding_codes"]),
-        revenue_recovered=float(d["revenue_recovered"]),
+        revenue_recovered=Decimal(str(d["revenue_recovered"])),
         currency=d["currency"],
         notes=d["notes"],
         item_numbers=tuple(int(n) for n in d["item_numbers"]),

@@ -90,39 +90,115 @@ def _upsert(dialect: sa.Dialect) -> Any:
     )
 
 
-def open_cases(conn: sa.Connection, filed: Sequence[tuple[Declaration, Assessment]]) -> None:
-    """Opens a case for each non-GREEN assessment and refreshes the case of each GREEN one that has one.
+def open_cases(
+    conn: sa.Connection, filed: Sequence[tuple[Declaration, Assessment]], *, reassessed: bool = False
+) -> list[audit.AuditEntry]:
+    """Opens a case for each non-GREEN assessment and refreshes the case a GREEN one has, if any.
 
-    Call it in the transaction that stores the assessments, in key order (lock order).
+    New information on a closed case (a flagged version, a linked document) reopens it; a GREEN
+    assessment closes a case nobody has worked yet (OPEN, no result, no override). Both are case
+    events of the service's, whose audit entries this returns for the caller to append (last) in
+    the same transaction. Call it in the transaction that stores the assessments.
     """
     if not filed:
-        return
-    ordered = sorted(filed, key=lambda f: (f[1].declaration_id, f[1].declaration_version))
+        return []
+    ordered = sorted(filed, key=lambda f: (f[1].declaration_id, f[1].declaration_version))  # lock order
     flagged = [opening_row(d, a) for d, a in ordered if a.channel != Channel.GREEN]
+    # An original version 1 has no case before its own assessment; an amendment or a re-assessment may.
+    green = [
+        opening_row(d, a)
+        for d, a in ordered
+        if a.channel == Channel.GREEN and (reassessed or a.declaration_version > 1)
+    ]
+    if not flagged and not green:
+        return []
+    ids = sorted({row["case_id"] for row in (*flagged, *green)})
+    before = _statuses(conn, ids)
     if flagged:
         conn.execute(_upsert(conn.dialect), flagged)
-    # A GREEN version 1 has no case to refresh; a GREEN amendment or re-assessment may.
-    green = [opening_row(d, a) for d, a in ordered if a.channel == Channel.GREEN and a.declaration_version > 1]
     if green:
-        c = cases.c
-        statement = (
-            sa.update(cases)
-            .where(c.case_id == sa.bindparam("b_case_id"))
-            .where(c.declaration_version <= sa.bindparam("b_declaration_version"))
-            .values(
-                {
-                    **{name: sa.bindparam(f"b_{name}") for name in (*_REFRESHED, *_REFRESHED_TOO)},
-                    "version": c.version + 1,
-                }
-            )
+        conn.execute(_refresh_green, [{f"b_{k}": v for k, v in row.items()} for row in green])
+    # Cases whose status the service may have changed: closed ones, unworked ones, and ones this very
+    # call opened and then saw a GREEN version of.
+    opened_here = {row["case_id"] for row in flagged} - before.keys()
+    changing = [i for i, (status, worked) in before.items() if status == CaseStatus.CLOSED or not worked]
+    changing += sorted(opened_here & {row["case_id"] for row in green})
+    if not changing:
+        return []
+    entries = []
+    for row in conn.execute(sa.select(cases).where(cases.c.case_id.in_(changing))).mappings():
+        case = case_from_row(row)
+        was = before.get(case.case_id, (CaseStatus.OPEN, False))[0]
+        if was == CaseStatus.CLOSED and case.status == CaseStatus.OPEN:
+            action = CaseAction.REOPENED
+            detail = f"version {case.declaration_version} assessed {case.channel.name}: back in the queue"
+        elif was != CaseStatus.CLOSED and case.status == CaseStatus.CLOSED:
+            action = CaseAction.CLOSED
+            detail = f"version {case.declaration_version} assessed GREEN: nothing left to review"
+        else:
+            continue
+        event = CaseEvent(case.case_id, case.version, action, audit.SCREENING, case.updated_at, detail)
+        entries.append(write_event(conn, case, event))
+    return entries
+
+
+def _statuses(conn: sa.Connection, case_ids: Sequence[str]) -> dict[str, tuple[CaseStatus, bool]]:
+    """Status of each existing case, and whether an officer has worked it (claimed, result or override)."""
+    c = cases.c
+    out: dict[str, tuple[CaseStatus, bool]] = {}
+    for chunk in chunks(case_ids):
+        query = sa.select(c.case_id, c.status, c.result.is_not(None), c.override.is_not(None)).where(
+            c.case_id.in_(list(chunk))
         )
-        conn.execute(statement, [{f"b_{k}": v for k, v in row.items()} for row in green])
+        for case_id, status, result, override in conn.execute(query):
+            out[case_id] = (CaseStatus(status), status != CaseStatus.OPEN or bool(result) or bool(override))
+    return out
 
 
-def open_cases_for_reassessed(conn: sa.Connection, reassessed: Sequence[Assessment]) -> None:
+def _refresh_green_statement() -> sa.Update:
+    c = cases.c
+    unworked = sa.and_(c.status == int(CaseStatus.OPEN), c.result.is_(None), c.override.is_(None))
+    return (
+        sa.update(cases)
+        .where(c.case_id == sa.bindparam("b_case_id"))
+        .where(c.declaration_version <= sa.bindparam("b_declaration_version"))
+        .values(
+            {
+                **{name: sa.bindparam(f"b_{name}") for name in (*_REFRESHED, *_REFRESHED_TOO)},
+                "version": c.version + 1,
+                "status": sa.case((unworked, int(CaseStatus.CLOSED)), else_=c.status),
+                "closed_at": sa.case((unworked, sa.bindparam("b_updated_at")), else_=c.closed_at),
+            }
+        )
+    )
+
+
+_refresh_green = _refresh_green_statement()
+
+
+def write_event(conn: sa.Connection, case: Case, event: CaseEvent) -> audit.AuditEntry:
+    """Stores the event with the case as it left it; returns the audit entry that vouches for both."""
+    event_id = str(uuid.uuid4())
+    row = {
+        "event_id": event_id,
+        "case_id": case.case_id,
+        "case_version": event.case_version,
+        "action": int(event.action),
+        "actor": event.actor,
+        "occurred_at": event.at,
+        "detail": event.detail,
+        "case_state": case_to_dict(case),
+    }
+    conn.execute(sa.insert(case_events), [row])
+    return audit.AuditEntry(
+        AuditKind.CASE_EVENT, event_id, event.actor, audit.canonical_sha256(audit.case_event_document(row))
+    )
+
+
+def open_cases_for_reassessed(conn: sa.Connection, reassessed: Sequence[Assessment]) -> list[audit.AuditEntry]:
     """As open_cases, for declarations re-assessed by a cargo report: their declarations are read back."""
     if not reassessed:
-        return
+        return []
     t = assessments
     keys = {(a.declaration_id, a.declaration_version) for a in reassessed}
     found: dict[tuple[str, int], Declaration] = {}
@@ -132,7 +208,8 @@ def open_cases_for_reassessed(conn: sa.Connection, reassessed: Sequence[Assessme
         )
         for declaration_id, version, document in conn.execute(query):
             found[(declaration_id, version)] = codec.declaration_from_dict(document)
-    open_cases(conn, [(found[k], a) for a in reassessed if (k := (a.declaration_id, a.declaration_version)) in found])
+    filed = [(found[k], a) for a in reassessed if (k := (a.declaration_id, a.declaration_version)) in found]
+    return open_cases(conn, filed, reassessed=True)
 
 
 def declaration_assessments(conn: sa.Connection, declaration_id: str) -> list[Assessment]:
@@ -182,23 +259,7 @@ class SqlCaseStore:
             )
             if updated.rowcount != 1:  # the lock above makes this unreachable; never write past a race
                 raise Aborted(f"case {case_id} changed while it was being updated; reload it")
-            event_id = str(uuid.uuid4())
-            event_row = {
-                "event_id": event_id,
-                "case_id": case_id,
-                "case_version": event.case_version,
-                "action": int(event.action),
-                "actor": event.actor,
-                "occurred_at": event.at,
-                "detail": event.detail,
-                "case_state": case_to_dict(new),
-            }
-            conn.execute(sa.insert(case_events), [event_row])
-            document = audit.case_event_document(event_row)
-            audit.append(
-                conn,
-                [audit.AuditEntry(AuditKind.CASE_EVENT, event_id, event.actor, audit.canonical_sha256(document))],
-            )
+            audit.append(conn, [write_event(conn, new, event)])
         return new
 
     # -- reads -------------------------------------------------------------------------------
@@ -280,16 +341,15 @@ class SqlCaseStore:
     def importer_record(self, importer_id: str, *, exclude: str, recent: int = 10) -> ImporterRecord:
         t, c = assessments, cases.c
         with self._engine.connect() as conn:
+            # The importer's other filings: the case's own declaration is the one under review.
             filings, first = conn.execute(
                 sa.select(sa.func.count(sa.distinct(t.c.declaration_id)), sa.func.min(t.c.lodged_at)).where(
-                    t.c.importer_id == importer_id
+                    t.c.importer_id == importer_id, t.c.declaration_id != exclude
                 )
             ).one()
-            results = [
-                r
-                for (r,) in conn.execute(sa.select(c.result).where(c.importer_id == importer_id, c.result.is_not(None)))
-                if r is not None
-            ]
+            results = conn.execute(
+                sa.select(c.result).where(c.importer_id == importer_id, c.case_id != exclude, c.result.is_not(None))
+            ).scalars()
             newest = (
                 sa.select(t.c.declaration_id, sa.func.max(t.c.declaration_version).label("version"))
                 .where(t.c.importer_id == importer_id, t.c.declaration_id != exclude)

@@ -20,6 +20,8 @@ metadata = sa.MetaData(
 
 # JSONB on PostgreSQL: smaller, and queryable by operators if an investigation ever needs it.
 JsonDocument = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+# For optional documents: Python None is SQL NULL (not JSON null), so IS NULL finds them.
+OptionalJsonDocument = sa.JSON(none_as_null=True).with_variant(postgresql.JSONB(none_as_null=True), "postgresql")
 
 
 class UtcDateTime(sa.TypeDecorator[datetime]):
@@ -282,8 +284,8 @@ cases = sa.Table(
     sa.Column("opened_at", UtcDateTime, nullable=False),
     sa.Column("updated_at", UtcDateTime, nullable=False),
     sa.Column("closed_at", UtcDateTime, nullable=True),
-    sa.Column("result", JsonDocument, nullable=True),
-    sa.Column("override", JsonDocument, nullable=True),
+    sa.Column("result", OptionalJsonDocument, nullable=True),
+    sa.Column("override", OptionalJsonDocument, nullable=True),
     # The work queue: riskiest first, then revenue at stake (ListCases pages along this index).
     sa.Index("ix_cases_risk_score_revenue_at_stake_case_id", "risk_score", "revenue_at_stake", "case_id"),
     sa.Index("ix_cases_importer_id", "importer_id"),

@@ -146,7 +146,7 @@ def test_a_non_green_assessment_opens_a_case_with_its_reasons_and_a_green_one_do
     )
     # the champion model scored it: its contributions come in words
     assert detail.explanations and all(e.text and e.item_number in (1, 2) for e in detail.explanations)
-    assert detail.importer_history.importer_id == "IMP-0001" and detail.importer_history.filings == 2
+    assert detail.importer_history.importer_id == "IMP-0001" and detail.importer_history.filings == 1  # the other
     assert [f.declaration_id for f in detail.importer_history.recent] == [green.declaration_id]
     assert not detail.events
 

@@ -3,24 +3,32 @@ transaction, reopened by new information, and labelled for export by the version
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import math
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from risk_service.domain.assessment import Channel
 from risk_service.domain.declaration import DutyTax
 from risk_service.domain.errors import Aborted, NotFound
 from risk_service.domain.ports import AssessmentRecord
 from risk_service.domain.review import cases as transitions
-from risk_service.domain.review.cases import CaseStatus, InspectionOutcome, InspectionResult
+from risk_service.domain.review.cases import CaseAction, CaseStatus, InspectionOutcome, InspectionResult, ReviewPolicy
+from risk_service.domain.review.ports import CaseFilter
+from risk_service.domain.review.service import ReviewService
 from risk_service.history_export import export_history
-from risk_service.store import SqlAssessmentStore, migrations
+from risk_service.store import SqlAssessmentStore, audit, case_store, migrations
 from risk_service.store.case_store import SqlCaseStore
+from risk_service.store.db import create_engine
+from risk_service.store.tables import cases as cases_table
 from tests import builders
 from training.history import read_history
 
@@ -56,12 +64,14 @@ def save(store: SqlAssessmentStore, *records: AssessmentRecord) -> None:
     store.save_many(list(records)).result(timeout=30)
 
 
-def result(outcome: InspectionOutcome, items: tuple[int, ...] = (), revenue: float = 0.0) -> InspectionResult:
+def result(outcome: InspectionOutcome, items: tuple[int, ...] = (), revenue: Decimal = Decimal(0)) -> InspectionResult:
     codes = ("UNDERVALUATION",) if outcome.is_finding else ()
     return InspectionResult(outcome, codes, revenue, "KRW", "", items)
 
 
-def test_cases_open_refresh_and_reopen_with_the_assessments(stores: tuple[SqlAssessmentStore, SqlCaseStore]) -> None:
+def test_cases_open_refresh_and_reopen_with_the_assessments(
+    stores: tuple[SqlAssessmentStore, SqlCaseStore], database_url: str
+) -> None:
     store, cases = stores
     save(store, record("D-GREEN", 1, Channel.GREEN), record("D-RED", 1, Channel.RED))
     assert cases.get("D-GREEN") is None
@@ -103,7 +113,21 @@ def test_cases_open_refresh_and_reopen_with_the_assessments(stores: tuple[SqlAss
         CaseStatus.OPEN,
         6,
     )
-    assert [e.action.name for e in cases.events("D-RED")] == ["CLAIMED", "RESULT_RECORDED", "CLOSED"]
+    events = [(e.action.name, e.actor) for e in cases.events("D-RED")]
+    assert events == [("CLAIMED", "kim"), ("RESULT_RECORDED", "kim"), ("CLOSED", "kim"), ("REOPENED", "screening")]
+
+    # a case nobody has worked closes when a new version is assessed GREEN; the service says so
+    save(store, record("D-X", 1, Channel.YELLOW), record("D-X", 2, Channel.GREEN))
+    closed = cases.get("D-X")
+    assert closed is not None and (closed.status, closed.channel) == (CaseStatus.CLOSED, Channel.GREEN)
+    assert [(e.action.name, e.actor) for e in cases.events("D-X")] == [("CLOSED", "screening")]
+    assert "nothing left to review" in cases.events("D-X")[0].detail
+    engine = create_engine(database_url)
+    try:
+        report = audit.verify(engine)  # the service's own case events are in the chain too
+    finally:
+        engine.dispose()
+    assert report.intact, report.problems
 
 
 def test_act_refuses_unknown_cases_and_stale_versions_and_writes_nothing(
@@ -132,7 +156,7 @@ def test_export_labels_the_inspected_version_and_its_items(
     store, cases = stores
     save(store, record("D-A", 1, Channel.RED, n_items=3), record("D-B", 1, Channel.GREEN))
     cases.act("D-A", 1, lambda c: transitions.claim(c, "kim", AT))
-    found = result(InspectionOutcome.DISCREPANCY, items=(1, 3), revenue=900.0)
+    found = result(InspectionOutcome.DISCREPANCY, items=(1, 3), revenue=Decimal(900))
     cases.act("D-A", 2, lambda c: transitions.record_result(c, "kim", AT, found))
     # the trader files a corrected version after the inspection: the labels stay on the version inspected
     save(store, record("D-A", 2, Channel.RED, n_items=1))
@@ -147,3 +171,105 @@ def test_export_labels_the_inspected_version_and_its_items(
     assert a["random_control"].all()
     b = history[history["declaration_id"] == "D-B"]
     assert not b["inspected"].any() and all(math.isnan(v) for v in b["revenue_recovered"])
+
+
+def test_a_green_reassessment_of_version_1_refreshes_its_case(
+    stores: tuple[SqlAssessmentStore, SqlCaseStore], database_url: str
+) -> None:
+    """A cargo report that clears a version-1 declaration (its consistency hits replaced by none) refreshes
+    its case, and closes it while nobody has worked it."""
+    store, cases = stores
+    url = database_url
+    first = record("D-1", 1, Channel.RED)
+    save(store, first)
+    cleared = replace(
+        first.assessment,
+        assessment_id=str(uuid.uuid4()),
+        channel=Channel.GREEN,
+        risk_score=0.05,
+        rule_hits=(),
+        assessment_time=AT + timedelta(hours=1),
+    )
+    engine = create_engine(url)
+    try:
+        with engine.begin() as conn:  # what SqlCargoStore._transaction does for a re-assessment
+            case_store.open_cases_for_reassessed(conn, [cleared])
+    finally:
+        engine.dispose()
+    case = cases.get("D-1")
+    assert case is not None
+    assert (case.channel, case.assessment_id, case.risk_score) == (Channel.GREEN, cleared.assessment_id, 0.05)
+    assert case.status == CaseStatus.CLOSED
+    ((action, actor),) = [(e.action, e.actor) for e in cases.events("D-1")]
+    assert (action, actor) == (CaseAction.CLOSED, "screening")
+
+
+def test_the_importer_history_leaves_the_case_itself_out_of_its_counts(
+    stores: tuple[SqlAssessmentStore, SqlCaseStore],
+) -> None:
+    """The importer's record beside a case is the importer's other filings: not the one under review."""
+    store, cases = stores
+    save(store, record("D-ONLY", 1, Channel.RED))
+    cases.act("D-ONLY", 1, lambda c: transitions.claim(c, "kim", AT))
+    found = result(InspectionOutcome.SEIZURE)
+    cases.act("D-ONLY", 2, lambda c: transitions.record_result(c, "kim", AT, found))
+    history = cases.importer_record("IMP-0001", exclude="D-ONLY")
+    assert (history.filings, history.inspections, history.findings) == (0, 0, 0), history
+
+
+@pytest.mark.parametrize("size", [1, 2, 3])
+def test_paging_with_equal_scores_and_revenue_visits_each_case_once(
+    stores: tuple[SqlAssessmentStore, SqlCaseStore], size: int
+) -> None:
+    store, cases = stores
+    ids = ["b", "A", "a-1", "a_1", "a1", "B", "Z-9", "z"]
+    save(store, *(record(i, 1, Channel.RED) for i in ids))
+    service = ReviewService(cases, ReviewPolicy(frozenset({"X"}), frozenset({"Y"}), "KRW"))
+    seen: list[str] = []
+    token = ""
+    while True:
+        page, token = asyncio.run(service.list(CaseFilter(), page_size=size, page_token=token))
+        seen += [c.case_id for c in page]
+        if not token:
+            break
+    every, _ = asyncio.run(service.list(CaseFilter(), page_size=100, page_token=""))
+    assert seen == [c.case_id for c in every] and sorted(seen) == sorted(ids)
+
+
+def test_labelled_filings_streams_the_same_rows_in_small_batches(
+    stores: tuple[SqlAssessmentStore, SqlCaseStore],
+) -> None:
+    store, cases = stores
+    for n in range(7):
+        save(store, record(f"D-{n}", 1, Channel.RED if n % 2 else Channel.GREEN))
+        if n % 3 == 0:
+            save(store, record(f"D-{n}", 2, Channel.RED))
+    whole = [(f.declaration.key, f.assessment.assessment_id) for f in cases.labelled_filings(batch=1000)]
+    small = [(f.declaration.key, f.assessment.assessment_id) for f in cases.labelled_filings(batch=1)]
+    assert whole == small and len(whole) == 7
+
+
+def test_audit_verify_notices_an_edited_result_on_the_case_row(
+    stores: tuple[SqlAssessmentStore, SqlCaseStore], database_url: str
+) -> None:
+    """Labels and rule statistics read the case row: an edit there, behind the service's back, shows."""
+    store, cases = stores
+    url = database_url
+    save(store, record("D-T", 1, Channel.RED))
+    cases.act("D-T", 1, lambda c: transitions.claim(c, "kim", AT))
+    found = result(InspectionOutcome.SEIZURE, revenue=Decimal(500))
+    cases.act("D-T", 2, lambda c: transitions.record_result(c, "kim", AT, found))
+    engine = create_engine(url)
+    try:
+        with engine.begin() as conn:
+            stored = conn.execute(sa.select(cases_table.c.result).where(cases_table.c.case_id == "D-T")).scalar_one()
+            edited = {**stored, "outcome": int(InspectionOutcome.NO_DISCREPANCY), "finding_codes": []}
+            conn.execute(sa.update(cases_table).where(cases_table.c.case_id == "D-T").values(result=edited))
+        labels = [f.result.outcome for f in cases.labelled_filings() if f.result is not None]
+        assert labels == [InspectionOutcome.NO_DISCREPANCY]  # the export now trains on the edited label
+        problems = [str(p) for p in audit.verify(engine).problems]
+        assert problems == [
+            "case D-T: its result is not what its last recorded action left (changed outside the service)"
+        ]
+    finally:
+        engine.dispose()

@@ -38,7 +38,9 @@ class _CaseStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_CaseStatus
     CASE_STATUS_CLAIMED: _CaseStatus.ValueType  # 2
     """An officer has claimed it (assigned_officer); only that officer acts on it until released."""
     CASE_STATUS_CLOSED: _CaseStatus.ValueType  # 3
-    """Done: a result was recorded, or the channel was overridden to GREEN."""
+    """Done: a result was recorded, or the channel was overridden to GREEN, or (by the service) a GREEN
+    assessment of a new version left nothing to review before anyone worked the case.
+    """
 
 class CaseStatus(_CaseStatus, metaclass=_CaseStatusEnumTypeWrapper):
     """Where a case stands in review."""
@@ -50,7 +52,9 @@ CASE_STATUS_OPEN: CaseStatus.ValueType  # 1
 CASE_STATUS_CLAIMED: CaseStatus.ValueType  # 2
 """An officer has claimed it (assigned_officer); only that officer acts on it until released."""
 CASE_STATUS_CLOSED: CaseStatus.ValueType  # 3
-"""Done: a result was recorded, or the channel was overridden to GREEN."""
+"""Done: a result was recorded, or the channel was overridden to GREEN, or (by the service) a GREEN
+assessment of a new version left nothing to review before anyone worked the case.
+"""
 Global___CaseStatus: _TypeAlias = CaseStatus  # noqa: Y015
 
 class _InspectionOutcome:
@@ -98,10 +102,18 @@ class _CaseActionEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_CaseAction
     CASE_ACTION_CHANNEL_OVERRIDDEN: _CaseAction.ValueType  # 4
     """The officer set a channel other than the assessed one."""
     CASE_ACTION_CLOSED: _CaseAction.ValueType  # 5
-    """The case was closed."""
+    """The case was closed: by its officer, or by the service (actor "screening") when a GREEN
+    assessment left nothing to review on a case nobody had worked.
+    """
+    CASE_ACTION_REOPENED: _CaseAction.ValueType  # 6
+    """The service put a closed case back in the queue: a new version or a linked document was
+    assessed other than GREEN (actor "screening").
+    """
 
 class CaseAction(_CaseAction, metaclass=_CaseActionEnumTypeWrapper):
-    """What happened to a case; each officer action is one event."""
+    """What happened to a case; each officer action is one event, and so is each change of status the
+    service makes.
+    """
 
 CASE_ACTION_UNSPECIFIED: CaseAction.ValueType  # 0
 """Not set; never returned."""
@@ -114,7 +126,13 @@ CASE_ACTION_RESULT_RECORDED: CaseAction.ValueType  # 3
 CASE_ACTION_CHANNEL_OVERRIDDEN: CaseAction.ValueType  # 4
 """The officer set a channel other than the assessed one."""
 CASE_ACTION_CLOSED: CaseAction.ValueType  # 5
-"""The case was closed."""
+"""The case was closed: by its officer, or by the service (actor "screening") when a GREEN
+assessment left nothing to review on a case nobody had worked.
+"""
+CASE_ACTION_REOPENED: CaseAction.ValueType  # 6
+"""The service put a closed case back in the queue: a new version or a linked document was
+assessed other than GREEN (actor "screening").
+"""
 Global___CaseAction: _TypeAlias = CaseAction  # noqa: Y015
 
 @_typing.final
@@ -437,7 +455,7 @@ Global___PastFiling: _TypeAlias = PastFiling  # noqa: Y015
 
 @_typing.final
 class ImporterHistory(_message.Message):
-    """What the service knows of an importer from its own records."""
+    """What the service knows of an importer from its own records, the case's own declaration left out."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -450,14 +468,14 @@ class ImporterHistory(_message.Message):
     importer_id: _builtins.str
     """The importer."""
     filings: _builtins.int
-    """Declarations lodged (each counted once, whatever its versions)."""
+    """Other declarations lodged (each counted once, whatever its versions)."""
     inspections: _builtins.int
     """Of those, with an inspection result recorded."""
     findings: _builtins.int
     """Of those, results with a discrepancy or seizure."""
     @_builtins.property
     def first_filing_time(self) -> _timestamp_pb2.Timestamp:
-        """The first lodgement on record; absent when none."""
+        """The first of those lodgements; absent when none."""
 
     @_builtins.property
     def recent(self) -> _containers.RepeatedCompositeFieldContainer[Global___PastFiling]:

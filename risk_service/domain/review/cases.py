@@ -10,13 +10,14 @@ result or override InvalidArgument naming the field.
 from __future__ import annotations
 
 import enum
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
+from decimal import Decimal
 
 from risk_service.domain.assessment import Channel
 from risk_service.domain.errors import FailedPrecondition, FieldViolation, InvalidArgument
+from risk_service.domain.validation import has_control_characters
 
 
 class CaseStatus(enum.IntEnum):
@@ -44,13 +45,14 @@ class CaseAction(enum.IntEnum):
     RESULT_RECORDED = 3
     CHANNEL_OVERRIDDEN = 4
     CLOSED = 5
+    REOPENED = 6  # by the service: a new version or a linked document put a closed case back in the queue
 
 
 @dataclass(frozen=True, slots=True)
 class InspectionResult:
     outcome: InspectionOutcome
     finding_codes: tuple[str, ...]
-    revenue_recovered: float  # in ReviewPolicy.currency
+    revenue_recovered: Decimal  # in ReviewPolicy.currency, exactly as the officer gave it
     currency: str
     notes: str
     item_numbers: tuple[int, ...]  # empty: the whole declaration
@@ -103,6 +105,20 @@ class CaseEvent:
     detail: str
 
 
+#: Most revenue one result may record: beyond any consignment, and well inside what every store and
+#: wire format holds exactly.
+MAX_REVENUE = Decimal(10) ** 15
+
+
+def text_violations(path: str, value: str, max_length: int) -> list[FieldViolation]:
+    """Free text and ids officers type: bounded, and without control characters (PostgreSQL refuses NUL)."""
+    if len(value) > max_length:
+        return [FieldViolation(path, f"has {len(value)} characters; at most {max_length}")]
+    if has_control_characters(value):
+        return [FieldViolation(path, "contains control characters")]
+    return []
+
+
 @dataclass(frozen=True, slots=True)
 class ReviewPolicy:
     """The configured lists officers choose from (settings.review)."""
@@ -141,8 +157,9 @@ def result_violations(
         out.append(FieldViolation("result.finding_codes", "must be empty when the outcome is NO_DISCREPANCY"))
     if result.outcome.is_finding and not result.finding_codes:
         out.append(FieldViolation("result.finding_codes", "name at least one finding for a discrepancy or seizure"))
-    if not math.isfinite(result.revenue_recovered) or result.revenue_recovered < 0:
-        out.append(FieldViolation("result.revenue_recovered", "must be a finite amount of zero or more"))
+    revenue = result.revenue_recovered
+    if not revenue.is_finite() or revenue < 0 or revenue > MAX_REVENUE:
+        out.append(FieldViolation("result.revenue_recovered", f"must be a finite amount from 0 to {MAX_REVENUE:,}"))
     if result.currency != policy.currency:
         out.append(
             FieldViolation(
@@ -156,8 +173,7 @@ def result_violations(
             out.append(FieldViolation(f"result.item_numbers[{n}]", f"the declaration has no goods item {item}"))
     if len(set(result.item_numbers)) != len(result.item_numbers):
         out.append(FieldViolation("result.item_numbers", "names an item twice"))
-    if len(result.notes) > policy.max_text:
-        out.append(FieldViolation("result.notes", f"has {len(result.notes)} characters; at most {policy.max_text}"))
+    out += text_violations("result.notes", result.notes, policy.max_text)
     return out
 
 
@@ -175,12 +191,7 @@ def override_violations(override: ChannelOverride, policy: ReviewPolicy) -> list
         )
     if not override.reason_text.strip():
         out.append(FieldViolation("override.reason_text", "is required: say why"))
-    elif len(override.reason_text) > policy.max_text:
-        out.append(
-            FieldViolation(
-                "override.reason_text", f"has {len(override.reason_text)} characters; at most {policy.max_text}"
-            )
-        )
+    out += text_violations("override.reason_text", override.reason_text, policy.max_text)
     return out
 
 
@@ -260,7 +271,8 @@ def close(case: Case, officer: str, at: datetime) -> tuple[Case, CaseEvent]:
 def describe_result(result: InspectionResult) -> str:
     findings = f" ({', '.join(result.finding_codes)})" if result.finding_codes else ""
     items = f" on items {', '.join(map(str, result.item_numbers))}" if result.item_numbers else ""
-    revenue = (
-        f", revenue recovered {result.revenue_recovered:,.2f} {result.currency}" if result.revenue_recovered else ""
-    )
+    amount = result.revenue_recovered
+    # Cents as money is written, more places only when the officer gave them.
+    shown = f"{amount:,.2f}" if amount == amount.quantize(Decimal("0.01")) else f"{amount:,f}"
+    revenue = f", revenue recovered {shown} {result.currency}" if amount else ""
     return f"result {result.outcome.name}{findings}{items}{revenue}"

@@ -18,7 +18,14 @@ from risk_service.domain.errors import Aborted, FieldViolation, InvalidArgument,
 from risk_service.domain.permits.checks import REASON_CODES as PERMIT_REASON_CODES
 from risk_service.domain.permits.ledger import DrawRecord
 from risk_service.domain.review import cases as transitions
-from risk_service.domain.review.cases import Case, CaseEvent, ChannelOverride, InspectionResult, ReviewPolicy
+from risk_service.domain.review.cases import (
+    Case,
+    CaseEvent,
+    ChannelOverride,
+    InspectionResult,
+    ReviewPolicy,
+    text_violations,
+)
 from risk_service.domain.review.explain import Explanation, explain
 from risk_service.domain.review.ports import CaseFilter, CasePosition, CaseStore, ImporterRecord
 from risk_service.domain.review.stats import RuleStats, rule_stats
@@ -61,9 +68,7 @@ def decode_page_token(token: str) -> CasePosition:
 def _required_id(value: str, path: str) -> list[FieldViolation]:
     if not value.strip():
         return [FieldViolation(path, "is required")]
-    if len(value) > _MAX_ID:
-        return [FieldViolation(path, f"has {len(value)} characters; at most {_MAX_ID}")]
-    return []
+    return text_violations(path, value, _MAX_ID)
 
 
 class ReviewService:
@@ -93,6 +98,13 @@ class ReviewService:
             raise InvalidArgument([FieldViolation("min_risk_score", "must be between 0 and 1")])
         if where.opened_after and where.opened_before and where.opened_after >= where.opened_before:
             raise InvalidArgument([FieldViolation("opened_before", "must be after opened_after")])
+        self._refuse(
+            [
+                *text_violations("customs_office", where.customs_office, _MAX_ID),
+                *text_violations("assigned_officer", where.assigned_officer, _MAX_ID),
+                *text_violations("page_token", page_token, 1024),
+            ]
+        )
         after = decode_page_token(page_token) if page_token else None
         limit = page_size or DEFAULT_PAGE_SIZE
         found = await asyncio.to_thread(self._cases.find, where, after=after, limit=limit + 1)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from decimal import Decimal
 
 from risk_service.domain.review.ports import LabelledFiling
 
@@ -14,7 +15,7 @@ class RuleStat:
     hits: int  # declarations whose newest assessment the rule hit
     inspected_hits: int  # of those, with a result
     findings: int  # of those, with a discrepancy or seizure
-    revenue_recovered: float
+    revenue_recovered: Decimal
 
     @property
     def finding_rate(self) -> float | None:
@@ -22,7 +23,7 @@ class RuleStat:
 
     @property
     def revenue_per_inspection(self) -> float | None:
-        return self.revenue_recovered / self.inspected_hits if self.inspected_hits else None
+        return float(self.revenue_recovered / self.inspected_hits) if self.inspected_hits else None
 
 
 @dataclass
@@ -30,7 +31,7 @@ class _Tally:
     hits: int = 0
     inspected: int = 0
     findings: int = 0
-    revenue: float = 0.0
+    revenue: Decimal = Decimal(0)
 
 
 @dataclass(frozen=True, slots=True)
