@@ -239,6 +239,7 @@ def build_app(
         case_store,
         review_policy(settings),
         linked_reports=cross_checks.reports_of if cross_checks is not None else None,
+        observer=PrometheusObserver(),
     )
     app = App(
         settings,

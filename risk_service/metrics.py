@@ -1,4 +1,4 @@
-"""Prometheus metrics of the scoring path, served on /metrics when a metrics port is set."""
+"""Prometheus metrics of scoring and review, served on /metrics when a metrics port is set."""
 
 from __future__ import annotations
 
@@ -43,10 +43,18 @@ CONTROLLED_GOODS_RELOAD_FAILED = Gauge(
     "risk_controlled_goods_reload_failed",
     "1 while the newest controlled goods table is refused and the previous serves.",
 )
+REVIEW_ACTIONS = Counter(
+    "risk_review_actions_total",
+    "Officers' actions on cases, by action and outcome: DONE, or why it was refused (ABORTED: a stale view).",
+    ["action", "outcome"],
+)
 RULE_RUNTIME_ERRORS = Gauge("risk_rule_runtime_errors", "Rule conditions that failed at run time in the current set.")
 
 
 class PrometheusObserver:
+    def acted(self, action: str, outcome: str) -> None:
+        REVIEW_ACTIONS.labels(action, outcome).inc()
+
     def scored(self, assessments: Sequence[Assessment], seconds: float) -> None:
         SCORING_SECONDS.observe(seconds)
         for a in assessments:

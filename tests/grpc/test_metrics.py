@@ -96,3 +96,37 @@ def test_cargo_reports_and_their_containers_are_counted(tmp_path: Path) -> None:
     opened = 'risk_cargo_containers_total{outcome="PHYSICAL_EXAMINATION",random_control="false"}'
     assert count(text, opened) == count(before, opened) + 1
     assert count(text, "risk_cargo_scoring_seconds_count") == count(before, "risk_cargo_scoring_seconds_count") + 1
+
+
+def test_officers_actions_and_their_refusals_are_counted(tmp_path: Path) -> None:
+    import grpc
+
+    from protos.risk.v1 import review_service_pb2 as rpb
+    from protos.risk.v1 import review_service_pb2_grpc as rpb_grpc
+    from risk_service.domain.declaration import Party
+    from tests.builders import declaration, declaration_to_pb
+
+    def count(text: str, prefix: str) -> float:
+        return metric(text, prefix) if prefix in text else 0.0
+
+    done = 'risk_review_actions_total{action="claim",outcome="DONE"}'
+    stale = 'risk_review_actions_total{action="claim",outcome="ABORTED"}'
+    port = free_port()
+    with ServerThread(make_settings(tmp_path, server={"metrics_port": port})) as server, server.channel() as channel:
+        before = scrape(port)
+        d = declaration(exporter=Party("DE000000000002"))  # watch-listed: RED, so a case opens
+        server.stub(channel).ScoreDeclaration(pb.ScoreDeclarationRequest(declaration=declaration_to_pb(d)), timeout=10)
+        review = rpb_grpc.ReviewServiceStub(channel)
+        claim = rpb.ClaimCaseRequest(case_id=d.declaration_id, expected_version=1, officer="kim")
+        review.ClaimCase(claim, timeout=10)
+        try:
+            review.ClaimCase(
+                rpb.ClaimCaseRequest(case_id=d.declaration_id, expected_version=1, officer="lee"), timeout=10
+            )
+        except grpc.RpcError as err:
+            assert err.code() == grpc.StatusCode.ABORTED
+        else:
+            raise AssertionError("a stale claim was accepted")
+        text = scrape(port)
+    assert count(text, done) == count(before, done) + 1
+    assert count(text, stale) == count(before, stale) + 1

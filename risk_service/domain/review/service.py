@@ -8,13 +8,14 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Protocol
 
 from risk_service.domain.assessment import Assessment, RuleHit
 from risk_service.domain.cargo.assessment import CargoAssessment
 from risk_service.domain.cargo.model import CargoReport
 from risk_service.domain.consistency import is_consistency_hit
 from risk_service.domain.declaration import Declaration
-from risk_service.domain.errors import Aborted, FieldViolation, InvalidArgument, NotFound
+from risk_service.domain.errors import Aborted, DomainError, FieldViolation, InvalidArgument, NotFound
 from risk_service.domain.permits.checks import REASON_CODES as PERMIT_REASON_CODES
 from risk_service.domain.permits.ledger import DrawRecord
 from risk_service.domain.review import cases as transitions
@@ -71,6 +72,16 @@ def _required_id(value: str, path: str) -> list[FieldViolation]:
     return text_violations(path, value, _MAX_ID)
 
 
+class ReviewObserver(Protocol):
+    def acted(self, action: str, outcome: str) -> None:
+        """An officer's action on a case: DONE, or the reason it was refused (ABORTED, FAILED_PRECONDITION...)."""
+
+
+class _NullObserver:
+    def acted(self, action: str, outcome: str) -> None:
+        pass
+
+
 class ReviewService:
     def __init__(
         self,
@@ -79,11 +90,13 @@ class ReviewService:
         *,
         linked_reports: LinkedReports | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        observer: ReviewObserver | None = None,
     ) -> None:
         self._cases = cases
         self._policy = policy
         self._linked_reports = linked_reports  # None: declarations are not compared with cargo reports
         self._clock = clock
+        self._observer: ReviewObserver = observer or _NullObserver()
 
     @property
     def policy(self) -> ReviewPolicy:
@@ -164,20 +177,29 @@ class ReviewService:
 
     async def claim(self, case_id: str, expected_version: int, officer: str) -> Case:
         self._check_action(case_id, expected_version, officer)
-        return await self._act(case_id, expected_version, lambda c: transitions.claim(c, officer, self._clock()))
+        return await self._act(
+            "claim", case_id, expected_version, lambda c: transitions.claim(c, officer, self._clock())
+        )
 
     async def release(self, case_id: str, expected_version: int, officer: str) -> Case:
         self._check_action(case_id, expected_version, officer)
-        return await self._act(case_id, expected_version, lambda c: transitions.release(c, officer, self._clock()))
+        return await self._act(
+            "release", case_id, expected_version, lambda c: transitions.release(c, officer, self._clock())
+        )
 
     async def close(self, case_id: str, expected_version: int, officer: str) -> Case:
         self._check_action(case_id, expected_version, officer)
-        return await self._act(case_id, expected_version, lambda c: transitions.close(c, officer, self._clock()))
+        return await self._act(
+            "close", case_id, expected_version, lambda c: transitions.close(c, officer, self._clock())
+        )
 
     async def override(self, case_id: str, expected_version: int, officer: str, override: ChannelOverride) -> Case:
         self._check_action(case_id, expected_version, officer, transitions.override_violations(override, self._policy))
         return await self._act(
-            case_id, expected_version, lambda c: transitions.override_channel(c, officer, self._clock(), override)
+            "override",
+            case_id,
+            expected_version,
+            lambda c: transitions.override_channel(c, officer, self._clock(), override),
         )
 
     async def record_result(self, case_id: str, expected_version: int, officer: str, result: InspectionResult) -> Case:
@@ -193,7 +215,7 @@ class ReviewService:
                 raise Aborted(f"case {case_id} now holds version {current.declaration_version}; reload it")
             return transitions.record_result(current, officer, self._clock(), result)
 
-        return await self._act(case_id, expected_version, record)
+        return await self._act("result", case_id, expected_version, record)
 
     def _check_action(
         self, case_id: str, expected_version: int, officer: str, more: Sequence[FieldViolation] = ()
@@ -204,9 +226,15 @@ class ReviewService:
         self._refuse([*violations, *more])
 
     async def _act(
-        self, case_id: str, expected_version: int, transition: Callable[[Case], tuple[Case, CaseEvent]]
+        self, action: str, case_id: str, expected_version: int, transition: Callable[[Case], tuple[Case, CaseEvent]]
     ) -> Case:
-        return await asyncio.to_thread(self._cases.act, case_id, expected_version, transition)
+        try:
+            case = await asyncio.to_thread(self._cases.act, case_id, expected_version, transition)
+        except DomainError as err:
+            self._observer.acted(action, err.reason)  # races and stale views show here
+            raise
+        self._observer.acted(action, "DONE")
+        return case
 
     @staticmethod
     def _refuse(violations: Sequence[FieldViolation]) -> None:
