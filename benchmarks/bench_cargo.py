@@ -65,7 +65,7 @@ from stdnum import imo, iso6346
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench_scoring import percentile, start_server, stop_server  # noqa: E402  (beside this file)
+from bench_scoring import CpuMeter, percentile, start_server, stop_server  # noqa: E402  (beside this file)
 
 from protos.risk.v1 import cargo_pb2  # noqa: E402
 from protos.risk.v1 import risk_scoring_service_pb2 as pb  # noqa: E402
@@ -519,73 +519,6 @@ def check_request(request: bytes, limits: CargoLimits) -> CargoReport:
 
 
 # --- measuring ----------------------------------------------------------------------------------
-
-
-def _cpu_ticks(pid: int) -> int:
-    """User + system CPU of a process, in clock ticks (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return int(fields[11]) + int(fields[12])
-
-
-def _postgres_ticks() -> dict[int, int]:
-    """CPU of each running PostgreSQL process (server, backends, autovacuum), in clock ticks."""
-    out = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            text = stat.read_text()
-        except OSError:  # gone meanwhile
-            continue
-        if text[text.index("(") + 1 : text.rindex(")")] == "postgres":
-            fields = text.rsplit(")", 1)[1].split()
-            out[int(stat.parent.name)] = int(fields[11]) + int(fields[12])
-    return out
-
-
-def _machine_ticks() -> tuple[int, int]:
-    """(busy, total) CPU of the whole machine, in clock ticks."""
-    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    idle = values[3] + values[4]  # idle + iowait
-    total = sum(values[:8])  # guest time is already in user
-    return total - idle, total
-
-
-class CpuMeter:
-    """CPU the server, PostgreSQL (when it is the store), this client and everything else on the machine
-    used between start() and stop(). PostgreSQL's is every postgres process's, other sessions' too; a
-    backend that exits meanwhile is missed."""
-
-    def __init__(self, server_pid: int, *, postgres: bool) -> None:
-        self._pid = server_pid
-        self._postgres = postgres
-        self._tick = os.sysconf("SC_CLK_TCK")
-        self._start = (0, 0, 0, 0)
-        self._start_postgres: dict[int, int] = {}
-
-    def _now(self) -> tuple[int, int, int, int]:
-        busy, total = _machine_ticks()
-        return _cpu_ticks(self._pid), _cpu_ticks(os.getpid()), busy, total
-
-    def _postgres_since_start(self) -> int:
-        if not self._postgres:
-            return 0
-        return sum(ticks - self._start_postgres.get(pid, 0) for pid, ticks in _postgres_ticks().items())
-
-    def start(self) -> None:
-        self._start_postgres = _postgres_ticks() if self._postgres else {}
-        self._start = self._now()
-
-    def stop(self, reports: int) -> dict[str, float]:
-        end = self._now()
-        database = self._postgres_since_start()
-        server, client, busy, total = (b - a for a, b in zip(self._start, end, strict=True))
-        per_report = 1e6 / self._tick / reports if reports else NAN
-        return {
-            "server_cpu_us": server * per_report,
-            "database_cpu_us": database * per_report if self._postgres else NAN,
-            "client_cpu_us": client * per_report,
-            # Busy CPU of every other process, as a share of the machine: noise from other work.
-            "other_cpu_pct": 100.0 * max(0, busy - server - client - database) / total if total else NAN,
-        }
 
 
 def _channel(address: str) -> grpc.aio.Channel:

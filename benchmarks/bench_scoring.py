@@ -42,6 +42,7 @@ from protos.risk.v1 import permit_service_pb2_grpc as permit_grpc  # noqa: E402
 from protos.risk.v1 import risk_scoring_service_pb2 as pb  # noqa: E402
 from protos.risk.v1 import risk_scoring_service_pb2_grpc as pb_grpc  # noqa: E402
 
+NAN = float("nan")
 # After the first pass over the generated declarations, one in this many comes back amended.
 AMENDMENT_EVERY = 20
 
@@ -197,6 +198,74 @@ def register_permits(address: str, permits: list[permit_pb2.Permit]) -> float:
     return time.perf_counter() - started
 
 
+def _cpu_ticks(pid: int) -> int:
+    """User + system CPU of a process, in clock ticks (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
+
+
+def _postgres_ticks() -> dict[int, int]:
+    """CPU of each running PostgreSQL process (server, backends, autovacuum), in clock ticks."""
+    out = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:  # gone meanwhile
+            continue
+        if text[text.index("(") + 1 : text.rindex(")")] == "postgres":
+            fields = text.rsplit(")", 1)[1].split()
+            out[int(stat.parent.name)] = int(fields[11]) + int(fields[12])
+    return out
+
+
+def _machine_ticks() -> tuple[int, int]:
+    """(busy, total) CPU of the whole machine, in clock ticks."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = values[3] + values[4]  # idle + iowait
+    total = sum(values[:8])  # guest time is already in user
+    return total - idle, total
+
+
+class CpuMeter:
+    """CPU the server, PostgreSQL (when it is the store), this client and everything else on the machine
+    used between start() and stop(). PostgreSQL's is every postgres process's, other sessions' too; a
+    backend that exits meanwhile is missed."""
+
+    def __init__(self, server_pid: int, *, postgres: bool) -> None:
+        self._pid = server_pid
+        self._postgres = postgres
+        self._tick = os.sysconf("SC_CLK_TCK")
+        self._start = (0, 0, 0, 0)
+        self._start_postgres: dict[int, int] = {}
+
+    def _now(self) -> tuple[int, int, int, int]:
+        busy, total = _machine_ticks()
+        return _cpu_ticks(self._pid), _cpu_ticks(os.getpid()), busy, total
+
+    def _postgres_since_start(self) -> int:
+        if not self._postgres:
+            return 0
+        return sum(ticks - self._start_postgres.get(pid, 0) for pid, ticks in _postgres_ticks().items())
+
+    def start(self) -> None:
+        self._start_postgres = _postgres_ticks() if self._postgres else {}
+        self._start = self._now()
+
+    def stop(self, reports: int) -> dict[str, float]:
+        """CPU per item (report or declaration) in microseconds since start()."""
+        end = self._now()
+        database = self._postgres_since_start()
+        server, client, busy, total = (b - a for a, b in zip(self._start, end, strict=True))
+        per_report = 1e6 / self._tick / reports if reports else NAN
+        return {
+            "server_cpu_us": server * per_report,
+            "database_cpu_us": database * per_report if self._postgres else NAN,
+            "client_cpu_us": client * per_report,
+            # Busy CPU of every other process, as a share of the machine: noise from other work.
+            "other_cpu_pct": 100.0 * max(0, busy - server - client - database) / total if total else NAN,
+        }
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
@@ -221,6 +290,7 @@ async def unary(
         await asyncio.gather(*(worker() for _ in range(in_flight)))
         elapsed = time.perf_counter() - started
     return {
+        "count": len(latencies),
         "decl_per_s": len(latencies) / elapsed,
         "p50_ms": percentile(latencies, 0.5) * 1e3,
         "p99_ms": percentile(latencies, 0.99) * 1e3,
@@ -249,6 +319,7 @@ async def batch(
         await asyncio.gather(*(worker() for _ in range(2)))  # two in flight keeps the server busy while one is built
         elapsed = time.perf_counter() - started
     return {
+        "count": count,
         "decl_per_s": count / elapsed,
         "p50_ms": percentile(latencies, 0.5) * 1e3,
         "p99_ms": percentile(latencies, 0.99) * 1e3,
@@ -273,7 +344,7 @@ async def stream(address: str, make: Callable[[], declaration_pb2.Declaration], 
                 raise RuntimeError(f"stream error: {response.error.message}")
             count += 1
         elapsed = time.perf_counter() - started
-    return {"decl_per_s": count / elapsed, "p50_ms": float("nan"), "p99_ms": float("nan")}
+    return {"count": count, "decl_per_s": count / elapsed, "p50_ms": float("nan"), "p99_ms": float("nan")}
 
 
 def start_server(
@@ -326,6 +397,8 @@ def main() -> None:
     data_dir = args.data_dir or Path(tempfile.mkdtemp(prefix="risk-bench-"))
     proc, address = start_server(data_dir, args.database_url, permits=args.permits != "unchecked")
     results: dict[str, list[dict[str, float]]] = {}
+    # Server CPU per declaration is what a shared machine's noise disturbs least: compare it across runs.
+    meter = CpuMeter(proc.pid, postgres=bool(args.database_url and args.database_url.startswith("postgresql")))
     try:
         for run in range(args.runs):
             make = DeclarationFactory(run=f"{os.getpid()}-{run}", seed=run, cite_permits=args.permits != "none")
@@ -339,7 +412,10 @@ def main() -> None:
                 "stream": stream(address, make, args.seconds),
             }
             for mode, measurement in modes.items():
-                results.setdefault(mode, []).append(asyncio.run(measurement))
+                meter.start()
+                result = asyncio.run(measurement)
+                result.update(meter.stop(int(result["count"])))
+                results.setdefault(mode, []).append(result)
     finally:
         stop_server(proc)
 
@@ -348,9 +424,13 @@ def main() -> None:
         f"store: {args.database_url or 'sqlite'}   permits: {args.permits}   "
         f"runs: {args.runs} x {args.seconds:.0f}s   (median of runs)"
     )
-    print(f"{'mode':<10} {'decl/s':>10} {'p50 ms':>8} {'p99 ms':>8}")
+    print(f"{'mode':<10} {'decl/s':>10} {'p50 ms':>8} {'p99 ms':>8}", end="")
+    print(f" {'server us/decl':>15} {'db us/decl':>11} {'other %':>8}")
     for mode, s in summary.items():
-        print(f"{mode:<10} {s['decl_per_s']:>10.0f} {s['p50_ms']:>8.2f} {s['p99_ms']:>8.2f}")
+        print(
+            f"{mode:<10} {s['decl_per_s']:>10.0f} {s['p50_ms']:>8.2f} {s['p99_ms']:>8.2f} "
+            f"{s['server_cpu_us']:>15.0f} {s['database_cpu_us']:>11.0f} {s['other_cpu_pct']:>8.1f}"
+        )
     print(json.dumps(summary))
 
 
