@@ -17,11 +17,12 @@ On SQLite every writer runs `BEGIN IMMEDIATE`, which serialises them all; the lo
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 
@@ -30,8 +31,7 @@ from risk_service.domain.permits.ledger import DrawRecord, DrawRefusal, LedgerCl
 from risk_service.domain.permits.model import LineBalance, PermitStatus
 from risk_service.domain.ports import AssessmentRecord, SettleRefusals
 from risk_service.store.db import BulkInsert, chunks
-from risk_service.store.tables import assessments, declaration_cancellations, permit_draws, permit_lines, permit_uses
-from risk_service.store.tables import permits as permits_table
+from risk_service.store.tables import declaration_cancellations, permit_draws, permit_uses
 
 log = logging.getLogger(__name__)
 
@@ -55,11 +55,7 @@ def lock_declarations(conn: sa.Connection, declaration_ids: Iterable[str]) -> No
     keys = sorted({_declaration_lock_key(d) for d in declaration_ids})
     if not keys:
         return
-    # PostgreSQL evaluates volatile output functions after ORDER BY, so the locks are taken in key order.
-    conn.execute(
-        sa.text("SELECT pg_advisory_xact_lock(:space, k) FROM unnest(CAST(:keys AS integer[])) AS t(k) ORDER BY k"),
-        {"space": _DECLARATION_LOCK_SPACE, "keys": keys},
-    )
+    conn.exec_driver_sql(_PG_LOCK_DECLARATIONS, (_DECLARATION_LOCK_SPACE, _json(keys)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,49 +64,91 @@ class PermitFlags:
     single_use: bool
 
 
-# Statements of the writer's hot path are built once: building one per call costs more than running it.
+# The writer's hot path runs fixed SQL through the driver: SQLAlchemy's per-statement work (and, for an
+# IN list, rendering and parsing a new statement for every length) costs more than running it. Ids and
+# rows are passed as one JSON parameter (serialised in C; psycopg adapts lists to arrays in Python, at
+# several microseconds a value), so each statement's text never changes and the drivers keep it
+# prepared. On PostgreSQL many rows go in one statement, one round trip; SQLite takes them through
+# executemany, with no round trips to save.
+# PostgreSQL evaluates volatile output functions after ORDER BY, so the locks are taken in key order.
+_PG_LOCK_DECLARATIONS = (
+    "SELECT pg_advisory_xact_lock(%s, k) FROM (SELECT CAST(json_array_elements_text(CAST(%s AS json)) AS integer) "
+    "AS k) AS t ORDER BY k"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class _HotSql:
+    """The hot statements in one dialect's SQL; each takes its id list or rows as one JSON parameter."""
+
+    latest_versions: str
+    lock_permits: str
+    load_lines: str
+    permits_with_lines: str  # SQLite only: lock_permits and load_lines in one (see lock_permits_and_lines)
+    insert_draws: str  # PostgreSQL: one JSON array of rows; SQLite: executemany
+    write_line_totals: str  # PostgreSQL: one JSON array of [permit_id, line, quantity, value]; SQLite: executemany
+
+
+def _json(value: object) -> str:
+    return json.dumps(value, separators=(",", ":"), allow_nan=False)
+
+
+def _json_rows(rows: Iterable[Sequence[object]]) -> str:
+    """Rows for PostgreSQL's json_array_elements, floats as their repr: exact, and an infinite total (a line
+    limited by quantity only, drawn past 1e308 in value) travels as 'inf', which JSON has no number for."""
+    return _json([[repr(v) if isinstance(v, float) else v for v in row] for row in rows])
+
+
+_LINE_COLUMNS = "line_number, unit, authorised_quantity, authorised_value, drawn_quantity, drawn_value"
+_DRAW_COLUMNS = "declaration_id, permit_id, line_number, item_number, declaration_version, quantity, value, drawn_at"
+_SQLITE_IDS = "IN (SELECT value FROM json_each(?))"
+# An array, not IN (subquery): the planner then looks each id up in the primary key.
+_PG_IDS = "= ANY(ARRAY(SELECT json_array_elements_text(CAST(%s AS json))))"
+_HOT_SQL = {
+    "sqlite": _HotSql(
+        latest_versions="SELECT declaration_id, max(declaration_version) FROM assessments "
+        f"WHERE declaration_id {_SQLITE_IDS} GROUP BY declaration_id",
+        lock_permits=f"SELECT permit_id, status, single_use FROM permits WHERE permit_id {_SQLITE_IDS} "
+        "ORDER BY permit_id",
+        load_lines=f"SELECT permit_id, {_LINE_COLUMNS} FROM permit_lines WHERE permit_id {_SQLITE_IDS}",
+        permits_with_lines="SELECT p.permit_id, p.status, p.single_use, l.line_number, l.unit, "
+        "l.authorised_quantity, l.authorised_value, l.drawn_quantity, l.drawn_value "
+        "FROM permits AS p LEFT JOIN permit_lines AS l ON l.permit_id = p.permit_id "
+        f"WHERE p.permit_id {_SQLITE_IDS}",
+        insert_draws=f"INSERT INTO permit_draws ({_DRAW_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        write_line_totals="UPDATE permit_lines SET drawn_quantity = ?, drawn_value = ? "
+        "WHERE permit_id = ? AND line_number = ?",
+    ),
+    "postgresql": _HotSql(
+        latest_versions="SELECT declaration_id, max(declaration_version) FROM assessments "
+        f"WHERE declaration_id {_PG_IDS} GROUP BY declaration_id",
+        # One statement for every id: the locks are taken in one order (the server's, by permit_id).
+        lock_permits=f"SELECT permit_id, status, single_use FROM permits WHERE permit_id {_PG_IDS} "
+        "ORDER BY permit_id FOR UPDATE",
+        load_lines=f"SELECT permit_id, {_LINE_COLUMNS} FROM permit_lines WHERE permit_id {_PG_IDS}",
+        permits_with_lines="",
+        insert_draws=f"INSERT INTO permit_draws ({_DRAW_COLUMNS}) "
+        "SELECT r->>0, r->>1, CAST(r->>2 AS integer), CAST(r->>3 AS integer), CAST(r->>4 AS integer), "
+        "CAST(r->>5 AS double precision), CAST(r->>6 AS double precision), CAST(r->>7 AS timestamptz) "
+        "FROM json_array_elements(CAST(%s AS json)) AS t(r)",
+        # The ANY array makes the planner look the lines up by key (a join alone scans the table).
+        write_line_totals="WITH v AS MATERIALIZED (SELECT r->>0 AS p, CAST(r->>1 AS integer) AS n, "
+        "CAST(r->>2 AS double precision) AS q, CAST(r->>3 AS double precision) AS v "
+        "FROM json_array_elements(CAST(%s AS json)) AS t(r)) "
+        "UPDATE permit_lines AS l SET drawn_quantity = v.q, drawn_value = v.v FROM v "
+        "WHERE l.permit_id = v.p AND l.line_number = v.n AND l.permit_id = ANY(ARRAY(SELECT p FROM v))",
+    ),
+}
+
+
+def _hot_sql(conn: sa.Connection) -> _HotSql:
+    sql = _HOT_SQL.get(conn.dialect.name)
+    if sql is None:
+        raise ValueError(f"unsupported database {conn.dialect.name!r}; use SQLite or PostgreSQL")
+    return sql
+
+
 _IDS: sa.BindParameter[list[str]] = sa.bindparam("ids", expanding=True)
-_LOCK_PERMITS = (
-    sa.select(permits_table.c.permit_id, permits_table.c.status, permits_table.c.single_use)
-    .where(permits_table.c.permit_id.in_(_IDS))
-    .order_by(permits_table.c.permit_id)
-    .with_for_update()
-)
-_LOAD_LINES = sa.select(
-    permit_lines.c.permit_id,
-    permit_lines.c.line_number,
-    permit_lines.c.unit,
-    permit_lines.c.authorised_quantity,
-    permit_lines.c.authorised_value,
-    permit_lines.c.drawn_quantity,
-    permit_lines.c.drawn_value,
-).where(permit_lines.c.permit_id.in_(_IDS))
-_WRITE_LINE_TOTALS = (
-    sa.update(permit_lines)
-    .where(permit_lines.c.permit_id == sa.bindparam("p_id"), permit_lines.c.line_number == sa.bindparam("p_line"))
-    .values(drawn_quantity=sa.bindparam("p_quantity"), drawn_value=sa.bindparam("p_value"))
-)
-_LATEST_VERSIONS = (
-    sa.select(assessments.c.declaration_id, sa.func.max(assessments.c.declaration_version))
-    .where(assessments.c.declaration_id.in_(_IDS))
-    .group_by(assessments.c.declaration_id)
-)
-# SQLite only (see lock_permits_and_lines): one statement for both.
-_PERMITS_WITH_LINES = (
-    sa.select(
-        permits_table.c.permit_id,
-        permits_table.c.status,
-        permits_table.c.single_use,
-        permit_lines.c.line_number,
-        permit_lines.c.unit,
-        permit_lines.c.authorised_quantity,
-        permit_lines.c.authorised_value,
-        permit_lines.c.drawn_quantity,
-        permit_lines.c.drawn_value,
-    )
-    .select_from(permits_table.outerjoin(permit_lines, permit_lines.c.permit_id == permits_table.c.permit_id))
-    .where(permits_table.c.permit_id.in_(_IDS))
-)
 _LOAD_DRAWS = (
     sa.select(
         permit_draws.c.declaration_id,
@@ -126,12 +164,17 @@ _LOAD_DRAWS = (
     .order_by(permit_draws.c.declaration_id, permit_draws.c.permit_id, permit_draws.c.line_number)
     .order_by(permit_draws.c.item_number)
 )
+_CANCELLED = sa.select(declaration_cancellations.c.declaration_id).where(
+    declaration_cancellations.c.declaration_id.in_(_IDS)
+)
 _USES = sa.select(permit_uses.c.permit_id, permit_uses.c.declaration_id, permit_uses.c.declaration_version)
 _USES_OF_DECLARATIONS = _USES.where(permit_uses.c.declaration_id.in_(_IDS))
 _USES_OF_PERMITS = _USES.where(permit_uses.c.permit_id.in_(_IDS))
 _DELETE_DRAWS = sa.delete(permit_draws).where(permit_draws.c.declaration_id.in_(_IDS))
 _DELETE_USES = sa.delete(permit_uses).where(permit_uses.c.declaration_id.in_(_IDS))
 _BULK_INSERTS: dict[tuple[str, str, str], BulkInsert] = {}
+# drawn_at as the hot insert takes it (SQLite: the column's text; PostgreSQL: ISO 8601 in the JSON rows).
+_DRAWN_AT: dict[str, Callable[[Any], Any]] = {}
 
 
 def _bulk_insert(conn: sa.Connection, table: sa.Table) -> BulkInsert:
@@ -143,13 +186,29 @@ def _bulk_insert(conn: sa.Connection, table: sa.Table) -> BulkInsert:
     return bulk
 
 
+def _drawn_at_processor(conn: sa.Connection) -> Callable[[Any], Any]:
+    dialect = conn.dialect
+    processor = _DRAWN_AT.get(dialect.name)
+    if processor is None:
+        bind = permit_draws.c.drawn_at.type.dialect_impl(dialect).bind_processor(dialect)
+        if dialect.name == "postgresql":  # the column's check (tz-aware, to UTC), then text for the JSON rows
+            processor = (lambda value: bind(value).isoformat()) if bind is not None else datetime.isoformat
+        else:
+            processor = bind if bind is not None else (lambda value: value)
+        _DRAWN_AT[dialect.name] = processor
+    return processor
+
+
 def lock_permits(conn: sa.Connection, permit_ids: Iterable[str]) -> dict[str, PermitFlags]:
     """Locks the permit rows until commit, in permit_id order; their status and single-use flag as locked."""
-    found: dict[str, PermitFlags] = {}
-    for chunk in chunks(sorted(set(permit_ids))):
-        for permit_id, status, single_use in conn.execute(_LOCK_PERMITS, {"ids": list(chunk)}):
-            found[permit_id] = PermitFlags(PermitStatus(status), bool(single_use))
-    return found
+    ids = sorted(set(permit_ids))
+    if not ids:
+        return {}
+    sql = _hot_sql(conn)
+    return {
+        permit_id: PermitFlags(PermitStatus(status), bool(single_use))
+        for permit_id, status, single_use in conn.exec_driver_sql(sql.lock_permits, (_json(ids),))
+    }
 
 
 def lock_permits_and_lines(
@@ -165,13 +224,20 @@ def lock_permits_and_lines(
         return flags, load_lines(conn, flags)
     found: dict[str, PermitFlags] = {}
     lines: dict[LineKey, LineTotals] = {}
-    for chunk in chunks(sorted(set(permit_ids))):
-        for permit_id, status, single_use, line_number, *totals in conn.execute(
-            _PERMITS_WITH_LINES, {"ids": list(chunk)}
-        ):
-            found[permit_id] = PermitFlags(PermitStatus(status), bool(single_use))
-            if line_number is not None:
-                lines[(permit_id, line_number)] = LineTotals(*totals)
+    ids = sorted(set(permit_ids))
+    if not ids:
+        return found, lines
+    sql = _hot_sql(conn)
+    flags_of: dict[tuple[int, int], PermitFlags] = {}  # few distinct (status, single use) pairs: share them
+    for permit_id, status, single_use, line_number, *totals in conn.exec_driver_sql(
+        sql.permits_with_lines, (_json(ids),)
+    ):
+        shared = flags_of.get((status, single_use))
+        if shared is None:
+            shared = flags_of[(status, single_use)] = PermitFlags(PermitStatus(status), bool(single_use))
+        found[permit_id] = shared
+        if line_number is not None:
+            lines[(permit_id, line_number)] = LineTotals(*totals)
     return found, lines
 
 
@@ -197,31 +263,37 @@ def load_lines(conn: sa.Connection, permit_ids: Iterable[str]) -> dict[LineKey, 
     A statement of its own, not a join in the locking one: on PostgreSQL a statement that waited
     for a row lock still reads the other tables as of its start, so the totals could be stale.
     """
-    lines: dict[LineKey, LineTotals] = {}
-    for chunk in chunks(sorted(set(permit_ids))):
-        for permit_id, line_number, unit, quantity, value, drawn_quantity, drawn_value in conn.execute(
-            _LOAD_LINES, {"ids": list(chunk)}
-        ):
-            lines[(permit_id, line_number)] = LineTotals(unit, quantity, value, drawn_quantity, drawn_value)
-    return lines
+    ids = sorted(set(permit_ids))
+    if not ids:
+        return {}
+    sql = _hot_sql(conn)
+    return {
+        (permit_id, line_number): LineTotals(unit, quantity, value, drawn_quantity, drawn_value)
+        for permit_id, line_number, unit, quantity, value, drawn_quantity, drawn_value in conn.exec_driver_sql(
+            sql.load_lines, (_json(ids),)
+        )
+    }
 
 
 def write_line_totals(conn: sa.Connection, lines: Mapping[LineKey, LineTotals]) -> dict[LineKey, LineBalance]:
     """Writes the totals of changed lines (absolute values: the rows are locked); returns their balances."""
-    changed = {key: line for key, line in lines.items() if line.changed}
-    if changed:
-        conn.execute(
-            _WRITE_LINE_TOTALS,
-            [
-                {"p_id": p, "p_line": n, "p_quantity": line.drawn_quantity, "p_value": line.drawn_value}
-                for (p, n), line in sorted(changed.items())
-            ],
+    changed = sorted((key, line) for key, line in lines.items() if line.changed)
+    if not changed:
+        return {}
+    sql = _hot_sql(conn)
+    if conn.dialect.name == "postgresql":
+        rows = [(p, n, line.drawn_quantity, line.drawn_value) for (p, n), line in changed]
+        conn.exec_driver_sql(sql.write_line_totals, (_json_rows(rows),))
+    else:
+        conn.exec_driver_sql(
+            sql.write_line_totals, [(line.drawn_quantity, line.drawn_value, p, n) for (p, n), line in changed]
         )
-    return {key: line.balance for key, line in changed.items()}
+    return {key: LineBalance(line.drawn_quantity, line.drawn_value) for key, line in changed}
 
 
-@dataclass(frozen=True, slots=True)
-class StoredDraw:
+class StoredDraw(NamedTuple):
+    """A declaration's draw from one goods line for one item (a tuple: the writer makes many)."""
+
     permit_id: str
     line_number: int
     item_number: int
@@ -367,7 +439,12 @@ def settle_claims(
         state.latest_version = a.declaration_version
         settled.add((a.declaration_id, a.declaration_version))
         claim = record.claim if record.claim is not None else LedgerClaim()
-        refusals = _refusals(claim, a.declaration_id, flags, lines, users, single_use)
+        permit_ids = claim.permit_ids
+        refusals = (
+            []
+            if _fits(claim, permit_ids, a.declaration_id, flags, lines, users, single_use)
+            else _refusals(claim, a.declaration_id, flags, lines, users, single_use)
+        )
         if refusals:
             log.info(
                 "declaration %s v%d: ledger refused %d parts of its claim (%s); it draws nothing",
@@ -386,7 +463,7 @@ def settle_claims(
                 replacements[(a.declaration_id, a.declaration_version)] = settle(record, refusals)
             continue
         _draw(state, claim, a.declaration_version, now, lines)
-        for permit_id in claim.permit_ids & single_use:
+        for permit_id in permit_ids & single_use:
             state.uses.add(permit_id)
             users.setdefault(permit_id, set()).add(a.declaration_id)
         state.replaced = state.replaced or bool(state.draws or state.uses)
@@ -434,19 +511,15 @@ def _load_declarations(conn: sa.Connection, newest: Mapping[str, int]) -> dict[s
     uses matter only where that is above the highest stored one (not for retries or late older versions).
     """
     declaration_ids = sorted(newest)
-    latest: dict[str, int] = {}
-    for chunk in chunks(declaration_ids):
-        latest.update((d, v) for d, v in conn.execute(_LATEST_VERSIONS, {"ids": list(chunk)}))
+    sql = _hot_sql(conn)
+    latest: dict[str, int] = {d: v for d, v in conn.exec_driver_sql(sql.latest_versions, (_json(declaration_ids),))}
     states = {d: _Declaration(latest.get(d)) for d in declaration_ids}
     # A declaration never stored has neither draws nor a cancellation: new filings skip these reads.
     stored = sorted(d for d, v in latest.items() if newest[d] > v)
     if not stored:
         return states
-    c = declaration_cancellations
     for chunk in chunks(stored):
-        for declaration_id in conn.execute(
-            sa.select(c.c.declaration_id).where(c.c.declaration_id.in_(chunk))
-        ).scalars():
+        for declaration_id in conn.execute(_CANCELLED, {"ids": list(chunk)}).scalars():
             states[declaration_id].cancelled = True
     live = [d for d in stored if not states[d].cancelled]
     for declaration_id, draws in load_draws(conn, live).items():
@@ -483,6 +556,38 @@ def _release(
 
 def _exceeds(requested: float, authorised: float | None, drawn: float) -> bool:
     return over_limit(drawn + requested, authorised)
+
+
+def _fits(
+    claim: LedgerClaim,
+    permit_ids: frozenset[str],
+    declaration_id: str,
+    flags: Mapping[str, PermitFlags],
+    lines: Mapping[LineKey, LineTotals],
+    users: Mapping[str, set[str]],
+    single_use: set[str],
+) -> bool:
+    """Whether `_refusals` would find nothing: the common case, decided without building any refusal."""
+    for permit_id in permit_ids:
+        permit = flags.get(permit_id)
+        if permit is None or permit.status is not PermitStatus.ACTIVE:
+            return False
+        if permit_id in single_use and any(u != declaration_id for u in users.get(permit_id, ())):
+            return False
+    requested: dict[LineKey, tuple[float, float]] = {}
+    for d in claim.draws:
+        key = (d.permit_id, d.line_number)
+        quantity, value = requested.get(key, (0.0, 0.0))
+        requested[key] = (quantity + d.quantity, value + d.value)
+    for key, (quantity, value) in requested.items():
+        line = lines.get(key)
+        if (
+            line is None
+            or _exceeds(quantity, line.authorised_quantity, line.drawn_quantity)
+            or _exceeds(value, line.authorised_value, line.drawn_value)
+        ):
+            return False
+    return True
 
 
 def _refusals(
@@ -567,7 +672,7 @@ def _draw(
         if earlier is None:
             merged[key] = StoredDraw(d.permit_id, d.line_number, d.item_number, version, d.quantity, d.value, now)
         else:
-            merged[key] = replace(earlier, quantity=earlier.quantity + d.quantity, value=earlier.value + d.value)
+            merged[key] = earlier._replace(quantity=earlier.quantity + d.quantity, value=earlier.value + d.value)
         line = lines[(d.permit_id, d.line_number)]
         line.drawn_quantity += d.quantity
         line.drawn_value += d.value
@@ -581,20 +686,15 @@ def _write_declarations(conn: sa.Connection, declarations: Mapping[str, _Declara
         return
     # A first filing has no rows to delete; two statements saved per transaction on the hot path.
     delete_draws_and_uses(conn, [d for d in replaced if declarations[d].had_rows])
-    draw_rows: list[dict[str, Any]] = [
-        {
-            "declaration_id": d,
-            "permit_id": draw.permit_id,
-            "line_number": draw.line_number,
-            "item_number": draw.item_number,
-            "declaration_version": draw.declaration_version,
-            "quantity": draw.quantity,
-            "value": draw.value,
-            "drawn_at": draw.drawn_at,
-        }
-        for d in replaced
-        for draw in declarations[d].draws
-    ]
+    drawn_at = _drawn_at_processor(conn)
+    processed: dict[datetime, Any] = {}  # one conversion per time: a transaction draws at one `now`
+    draw_rows: list[tuple[Any, ...]] = []
+    for d in replaced:
+        for draw in declarations[d].draws:
+            at = processed.get(draw.drawn_at)
+            if at is None:
+                at = processed[draw.drawn_at] = drawn_at(draw.drawn_at)
+            draw_rows.append((d, *draw[:6], at))
     use_rows: list[dict[str, Any]] = [
         {
             "permit_id": p,
@@ -605,7 +705,12 @@ def _write_declarations(conn: sa.Connection, declarations: Mapping[str, _Declara
         for d in replaced
         for p in sorted(declarations[d].uses)
     ]
-    _bulk_insert(conn, permit_draws).execute(conn, draw_rows)
+    if draw_rows:
+        sql = _hot_sql(conn)
+        if conn.dialect.name == "postgresql":
+            conn.exec_driver_sql(sql.insert_draws, (_json_rows(draw_rows),))
+        else:
+            conn.exec_driver_sql(sql.insert_draws, draw_rows)
     _bulk_insert(conn, permit_uses).execute(conn, use_rows)
 
 

@@ -172,6 +172,21 @@ def test_draw_is_recorded_with_the_assessment(ledger: Ledger) -> None:
     assert all(d.drawn_at.tzinfo is not None for d in usage.draws)
 
 
+def test_draws_and_totals_keep_every_bit_of_their_numbers_and_time(ledger: Ledger) -> None:
+    """The writer sends draw rows and line totals as text (JSON on PostgreSQL): nothing may be rounded."""
+    submit(ledger.permits, make_permit("P-1", goods_line(1, quantity=1.0, value=1.0)))
+    quantity, value = 0.1 + 0.2, 1 / 3  # 0.30000000000000004 and 0.3333333333333333
+    before = datetime.now(UTC)
+
+    ledger.save(record("D-1", 1, claim(draw("P-1", quantity, value=value), draw("P-1", 1e-7, item=2))))
+
+    assert ledger.draws() == [("D-1", 1, "P-1", 1, 1, quantity), ("D-1", 1, "P-1", 1, 2, 1e-7)]
+    assert ledger.state("P-1").balances == {1: LineBalance(quantity + 1e-7, value)}
+    (usage,) = ledger.permits.usage("NFQS", after="", limit=10)
+    assert all(before <= d.drawn_at <= datetime.now(UTC) for d in usage.draws)
+    assert len({d.drawn_at for d in usage.draws}) == 1
+
+
 def test_a_filing_without_a_claim_costs_the_ledger_nothing(ledger: Ledger) -> None:
     submit(ledger.permits, make_permit("P-1"))
     statements: list[str] = []

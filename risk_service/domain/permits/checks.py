@@ -8,6 +8,7 @@ ledger transaction decides it under a lock; `flag_refusals` turns what the ledge
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from collections.abc import Mapping, Sequence
@@ -133,44 +134,50 @@ def check_declaration(
     draws: list[PermitDraw] = []
     single_use: dict[str, None] = {}
     facts: list[ItemPermitFacts] = []
-    lines_of: dict[str, dict[str, PermitGoodsLine]] = {}
+    lines_of: dict[str, _Lines] = {}
+    exporting = declaration.type == DeclarationType.EXPORT
+    party_id = (declaration.exporter if exporting else declaration.importer).id
+    office = declaration.customs_office
     for index, item in enumerate(declaration.items):
-        item_path = f"declaration.items[{index}]"
         cited: dict[str, int] = {}  # a permit cited twice on one item counts once, at its first place
         for position, permit_id in enumerate(item.permit_references):
             cited.setdefault(permit_id, position)
         states = {permit_id: permits.get(permit_id) for permit_id in cited}
+        quantity_in = functools.partial(item_quantity, item)
 
-        def quantity_in(unit: str, item: GoodsItem = item) -> float | None:
-            return item_quantity(item, unit)
-
-        held = {(s.permit.type, s.permit.issuing_agency) for s in states.values() if s is not None}
-        for requirement in table.requirements(item.hs_code, item.origin_country, declaration.type, quantity_in):
-            if (requirement.permit_type, requirement.agency) not in held:
-                _missing(findings, requirement, item, f"{item_path}.permit_references")
+        requirements = table.requirements(item.hs_code, item.origin_country, declaration.type, quantity_in)
+        if requirements:
+            held = {(s.permit.type, s.permit.issuing_agency) for s in states.values() if s is not None}
+            for requirement in requirements:
+                if (requirement.permit_type, requirement.agency) not in held:
+                    _missing(findings, requirement, item, f"declaration.items[{index}].permit_references")
 
         shares: list[float] = []
         days_left: list[float] = []
         for permit_id, position in cited.items():
-            path = f"{item_path}.permit_references[{position}]"
             state = states[permit_id]
             if state is None:
+                path = f"declaration.items[{index}].permit_references[{position}]"
                 findings.add(PERMIT_UNKNOWN, permit_id, f"Permit {permit_id} is not in the permit registry", item, path)
                 continue
             permit = state.permit
             if permit.valid_to is not None:
                 days_left.append((_utc(permit.valid_to) - moment).total_seconds() / 86400.0)
-            if permit_id not in lines_of:
-                lines_of[permit_id] = {line.hs_prefix: line for line in permit.goods_lines}
-            check = _ItemCheck(findings, declaration, item, permit, path, moment)
-            line = check.run(lines_of[permit_id])
-            if line is None:
-                continue
+            lines = lines_of.get(permit_id)
+            if lines is None:
+                lines = lines_of[permit_id] = _Lines(permit.goods_lines)
+            line = _usable_line(permit, item, party_id, office, moment, lines)
+            if line is None:  # the quick check says no: the full check decides, and says what failed
+                path = f"declaration.items[{index}].permit_references[{position}]"
+                line = _ItemCheck(findings, declaration, item, permit, path, moment).run(lines.by_prefix)
+                if line is None:
+                    continue
             quantity = 0.0
             if line.authorised_quantity is not None:
                 converted = quantity_in(line.unit)
                 if converted is None:
-                    check.fail(
+                    path = f"declaration.items[{index}].permit_references[{position}]"
+                    _ItemCheck(findings, declaration, item, permit, path, moment).fail(
                         PERMIT_UNIT_NOT_CONVERTIBLE,
                         f"{_describe(permit)}: item quantities do not convert to the authorised unit",
                         f"item {item.item_number} has {_number(item.quantity)} {item.quantity_unit or '(no unit)'}, "
@@ -196,6 +203,47 @@ def check_declaration(
         claim=LedgerClaim(draws=tuple(draws), single_use_permits=tuple(single_use)),
         item_facts=tuple(facts),
     )
+
+
+class _Lines:
+    """A permit's goods lines by HS prefix, and the prefix lengths it has (longest first)."""
+
+    __slots__ = ("by_prefix", "lengths")
+
+    def __init__(self, goods_lines: Sequence[PermitGoodsLine]) -> None:
+        self.by_prefix = {line.hs_prefix: line for line in goods_lines}
+        self.lengths = sorted({len(prefix) for prefix in self.by_prefix}, reverse=True)
+
+    def covering(self, hs_code: str) -> PermitGoodsLine | None:
+        """As _covering_line, probing only the prefix lengths the permit has (most have one line)."""
+        for length in self.lengths:
+            if 2 <= length <= min(len(hs_code), 10):
+                line = self.by_prefix.get(hs_code[:length])
+                if line is not None:
+                    return line
+        return None
+
+
+def _usable_line(
+    permit: Permit, item: GoodsItem, party_id: str, office: str, moment: datetime, lines: _Lines
+) -> PermitGoodsLine | None:
+    """The line the item draws from when the permit passes every check of _ItemCheck, else None.
+
+    The common case, decided without building a message; _ItemCheck then says what failed.
+    """
+    if permit.status != PermitStatus.ACTIVE or permit.holder_id != party_id:
+        return None
+    if permit.valid_from is not None and moment < _utc(permit.valid_from):
+        return None
+    if permit.valid_to is not None and moment >= _utc(permit.valid_to):
+        return None
+    allowed = permit.allowed_origin_countries
+    if allowed and item.origin_country not in allowed:
+        return None
+    offices = permit.allowed_customs_offices
+    if offices and office not in offices:
+        return None
+    return lines.covering(item.hs_code)
 
 
 class _ItemCheck:
@@ -534,5 +582,7 @@ def _money(value: float) -> str:
 
 def _utc(moment: datetime) -> datetime:
     # A naive time from a careless caller is read as UTC rather than raise on comparison; _day
-    # formats in UTC so an officer sees one clock.
+    # formats in UTC so an officer sees one clock. Times from the store are UTC already.
+    if moment.tzinfo is UTC:
+        return moment
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)

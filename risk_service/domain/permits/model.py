@@ -86,6 +86,9 @@ class LineBalance:
     drawn_value: float = 0.0
 
 
+_NOTHING_DRAWN = LineBalance()  # immutable, so one serves every line without draws
+
+
 @dataclass(frozen=True, slots=True)
 class PermitState:
     """A permit with the balances drawn from its lines (line_number -> balance; absent means nothing drawn)."""
@@ -94,7 +97,7 @@ class PermitState:
     balances: dict[int, LineBalance]
 
     def balance(self, line_number: int) -> LineBalance:
-        return self.balances.get(line_number, LineBalance())
+        return self.balances.get(line_number, _NOTHING_DRAWN)
 
 
 @dataclass(frozen=True, slots=True)
