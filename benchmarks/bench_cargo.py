@@ -51,9 +51,8 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections import Counter, deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -65,7 +64,7 @@ from stdnum import imo, iso6346
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench_scoring import CpuMeter, percentile, start_server, stop_server  # noqa: E402  (beside this file)
+from bench_scoring import CpuMeter, fresh_database, percentile, start_server, stop_server  # noqa: E402  (beside this file)
 
 from protos.risk.v1 import cargo_pb2  # noqa: E402
 from protos.risk.v1 import risk_scoring_service_pb2 as pb  # noqa: E402
@@ -631,26 +630,6 @@ def _tally(tally: Counter[str], assessment: cargo_pb2.CargoAssessment) -> None:
         tally["containers scanned or opened"] += assessment.summary.scan + assessment.summary.physical_examination
         if not hits:  # checks without any rule hit come from the random control draw
             tally["random scans"] += assessment.summary.scan
-
-
-@contextlib.contextmanager
-def fresh_database(kind: str, folder: Path, admin_url: str) -> Iterator[str]:
-    """An empty database: a SQLite file in `folder`, or a new PostgreSQL database dropped afterwards."""
-    if kind == "sqlite":
-        yield f"sqlite:///{folder / 'risk.db'}"
-        return
-    import sqlalchemy as sa
-
-    name = f"risk_bench_cargo_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield admin_url.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def main() -> None:

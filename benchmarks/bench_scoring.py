@@ -26,7 +26,9 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Callable
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -345,6 +347,26 @@ async def stream(address: str, make: Callable[[], declaration_pb2.Declaration], 
             count += 1
         elapsed = time.perf_counter() - started
     return {"count": count, "decl_per_s": count / elapsed, "p50_ms": float("nan"), "p99_ms": float("nan")}
+
+
+@contextmanager
+def fresh_database(kind: str, folder: Path, admin_url: str) -> Iterator[str]:
+    """An empty database: a SQLite file in `folder`, or a new PostgreSQL database dropped afterwards."""
+    if kind == "sqlite":
+        yield f"sqlite:///{folder / 'risk.db'}"
+        return
+    import sqlalchemy as sa
+
+    name = f"risk_bench_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield admin_url.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
 
 
 def start_server(

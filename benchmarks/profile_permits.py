@@ -24,9 +24,8 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -37,7 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from bench_scoring import AMENDMENT_EVERY, DeclarationFactory  # noqa: E402
+from bench_scoring import AMENDMENT_EVERY, DeclarationFactory, fresh_database  # noqa: E402
 
 from risk_service.domain.assessment import Assessment, Channel, ModelStatus  # noqa: E402
 from risk_service.domain.declaration import Declaration  # noqa: E402
@@ -122,25 +121,6 @@ class Timer:
         return timed
 
 
-@contextmanager
-def database(url: str | None) -> Iterator[str]:
-    if url is None:
-        folder = tempfile.mkdtemp(prefix="risk-profile-")
-        yield f"sqlite:///{folder}/risk.db"
-        return
-    base = sa.make_url(url)
-    name = f"profile_permits_{uuid.uuid4().hex[:8]}"
-    admin = sa.create_engine(base.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield base.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--database-url", help="a PostgreSQL server URL (a fresh database is made on it)")
@@ -158,7 +138,8 @@ def main() -> None:
     config = PermitCheckConfig()
     policy = SelectionPolicy()
 
-    with database(args.database_url) as url:
+    kind = "postgresql" if args.database_url else "sqlite"
+    with fresh_database(kind, Path(tempfile.mkdtemp(prefix="risk-profile-")), args.database_url or "") as url:
         migrations.upgrade(url)
         permit_store = SqlPermitStore(url, sqlite_synchronous="NORMAL")
         register(permit_store, permits)

@@ -123,8 +123,10 @@ def open_cases(
     ]
     if not flagged and not green:
         return []
-    ids = sorted({row["case_id"] for row in (*flagged, *green)})
-    before = _statuses(conn, ids)
+    # Only a later version or a re-assessment can find a case already there: most writer transactions
+    # (first versions) skip this read.
+    may_exist = {row["case_id"] for row in (*flagged, *green) if reassessed or row["declaration_version"] > 1}
+    before = _statuses(conn, sorted(may_exist)) if may_exist else {}
     if flagged:
         conn.execute(_upsert(conn.dialect), flagged)
     if green:

@@ -62,26 +62,8 @@ def review_server(
 
 @pytest.fixture
 def server(tmp_path: Path, database_url: str, registry: Registry) -> Iterator[ServerThread]:
-    with review_server(
-        tmp_path, database_url, registry, CALLERS, lambda name: f"token-of-{name}-0123456789"
-    ) as running:
+    with review_server(tmp_path, database_url, registry, CALLERS, secret) as running:
         yield running
-
-
-@pytest.fixture
-def channel(server: ServerThread) -> Iterator[grpc.Channel]:
-    with server.channel() as ch:
-        yield ch
-
-
-@pytest.fixture
-def review(channel: grpc.Channel) -> rpb_grpc.ReviewServiceStub:
-    return rpb_grpc.ReviewServiceStub(channel)
-
-
-@pytest.fixture
-def scoring(channel: grpc.Channel) -> pb_grpc.RiskScoringServiceStub:
-    return pb_grpc.RiskScoringServiceStub(channel)
 
 
 def flagged(**overrides: Any) -> Declaration:

@@ -27,22 +27,6 @@ def server(tmp_path: Path, database_url: str, registry: Registry) -> Iterator[Se
         yield running
 
 
-@pytest.fixture
-def channel(server: ServerThread) -> Iterator[grpc.Channel]:
-    with server.channel() as ch:
-        yield ch
-
-
-@pytest.fixture
-def review(channel: grpc.Channel) -> rpb_grpc.ReviewServiceStub:
-    return rpb_grpc.ReviewServiceStub(channel)
-
-
-@pytest.fixture
-def scoring(channel: grpc.Channel) -> pb_grpc.RiskScoringServiceStub:
-    return pb_grpc.RiskScoringServiceStub(channel)
-
-
 def refused_field(call, request) -> dict[str, str]:  # type: ignore[no-untyped-def]
     """The field violations of a call that must be refused as INVALID_ARGUMENT."""
     with pytest.raises(grpc.RpcError) as raised:
