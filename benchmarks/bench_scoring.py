@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import functools
 import json
 import os
@@ -402,6 +403,24 @@ def stop_server(proc: subprocess.Popen[str], timeout: float = 30) -> None:
         proc.kill()
 
 
+MODES: dict[str, Callable[[str, Callable[[], declaration_pb2.Declaration], float], Any]] = {
+    "unary_8": lambda address, make, seconds: unary(address, make, 8, seconds),
+    "unary_32": lambda address, make, seconds: unary(address, make, 32, seconds),
+    "batch_500": lambda address, make, seconds: batch(address, make, 500, seconds),
+    "stream": lambda address, make, seconds: stream(address, make, seconds),
+}
+
+
+def measure(
+    address: str, make: Callable[[], declaration_pb2.Declaration], mode: str, seconds: float, meter: CpuMeter
+) -> dict[str, float]:
+    """One run of one mode against one server, with the CPU it cost."""
+    meter.start()
+    result: dict[str, float] = asyncio.run(MODES[mode](address, make, seconds))
+    result.update(meter.stop(int(result["count"])))
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=3)
@@ -410,34 +429,34 @@ def main() -> None:
     parser.add_argument("--data-dir", type=Path, help="reuse a data folder (keeps the trained demo model)")
     parser.add_argument(
         "--permits",
-        choices=("none", "checked", "unchecked"),
+        choices=("none", "checked", "unchecked", "compare"),
         default="none",
-        help="none: declarations as generated; checked/unchecked: every item cites a permit, checks on/off",
+        help="none: declarations as generated; checked/unchecked: every item cites a permit, checks on/off; "
+        "compare: both servers side by side, runs alternating between them",
     )
+    parser.add_argument("--modes", default=",".join(MODES), help=f"comma-separated subset of {','.join(MODES)}")
     args = parser.parse_args()
+    modes = args.modes.split(",")
+    unknown = sorted(set(modes) - set(MODES))
+    if unknown:
+        parser.error(f"unknown modes {', '.join(unknown)}; choose from {', '.join(MODES)}")
+    if args.permits == "compare":
+        compare(args, modes)
+        return
 
     data_dir = args.data_dir or Path(tempfile.mkdtemp(prefix="risk-bench-"))
     proc, address = start_server(data_dir, args.database_url, permits=args.permits != "unchecked")
     results: dict[str, list[dict[str, float]]] = {}
     # Server CPU per declaration is what a shared machine's noise disturbs least: compare it across runs.
-    meter = CpuMeter(proc.pid, postgres=bool(args.database_url and args.database_url.startswith("postgresql")))
+    meter = CpuMeter(proc.pid, postgres=_is_postgres(args.database_url))
     try:
         for run in range(args.runs):
             make = DeclarationFactory(run=f"{os.getpid()}-{run}", seed=run, cite_permits=args.permits != "none")
             if args.permits == "checked":
                 seconds = register_permits(address, make.permits)
                 print(f"registered {len(make.permits)} permits in {seconds:.1f} s", flush=True)
-            modes = {
-                "unary_8": unary(address, make, 8, args.seconds),
-                "unary_32": unary(address, make, 32, args.seconds),
-                "batch_500": batch(address, make, 500, args.seconds),
-                "stream": stream(address, make, args.seconds),
-            }
-            for mode, measurement in modes.items():
-                meter.start()
-                result = asyncio.run(measurement)
-                result.update(meter.stop(int(result["count"])))
-                results.setdefault(mode, []).append(result)
+            for mode in modes:
+                results.setdefault(mode, []).append(measure(address, make, mode, args.seconds, meter))
     finally:
         stop_server(proc)
 
@@ -453,6 +472,65 @@ def main() -> None:
             f"{mode:<10} {s['decl_per_s']:>10.0f} {s['p50_ms']:>8.2f} {s['p99_ms']:>8.2f} "
             f"{s['server_cpu_us']:>15.0f} {s['database_cpu_us']:>11.0f} {s['other_cpu_pct']:>8.1f}"
         )
+    print(json.dumps(summary))
+
+
+def _is_postgres(url: str | None) -> bool:
+    return bool(url and url.startswith("postgresql"))
+
+
+def compare(args: argparse.Namespace, modes: list[str]) -> None:
+    """The permit issue's 15 % bound, measured as paired runs: a server with permit checks and one without,
+    each on its own fresh store, both up at once; every run of a mode goes to both, one after the other
+    (which goes first alternates), so drifting load on a shared machine hits each pair alike. Reports,
+    per mode, the median over pairs of checked/unchecked throughput and server CPU per declaration."""
+    folder = Path(args.data_dir or tempfile.mkdtemp(prefix="risk-bench-"))
+    servers: dict[str, tuple[subprocess.Popen[str], str]] = {}
+    pairs: dict[str, list[tuple[dict[str, float], dict[str, float]]]] = {m: [] for m in modes}
+    kind = "postgresql" if _is_postgres(args.database_url) else "sqlite"
+    with contextlib.ExitStack() as stack:
+        for name in ("checked", "unchecked"):
+            (folder / name).mkdir(parents=True, exist_ok=True)
+            url = stack.enter_context(fresh_database(kind, folder / name, args.database_url or ""))
+            servers[name] = start_server(folder / name, url, permits=name == "checked")
+            stack.callback(stop_server, servers[name][0])
+        meters = {name: CpuMeter(proc.pid, postgres=kind == "postgresql") for name, (proc, _) in servers.items()}
+        for run in range(args.runs):
+            makes = {
+                name: DeclarationFactory(run=f"{os.getpid()}-{name}-{run}", seed=run, cite_permits=True)
+                for name in servers
+            }
+            seconds = register_permits(servers["checked"][1], makes["checked"].permits)
+            print(f"run {run + 1}: registered {len(makes['checked'].permits)} permits in {seconds:.1f} s", flush=True)
+            for mode in modes:
+                order = ["checked", "unchecked"] if (run + len(pairs[mode])) % 2 == 0 else ["unchecked", "checked"]
+                got = {n: measure(servers[n][1], makes[n], mode, args.seconds, meters[n]) for n in order}
+                pairs[mode].append((got["checked"], got["unchecked"]))
+                c, u = got["checked"], got["unchecked"]
+                print(
+                    f"  {mode:<10} decl/s {c['decl_per_s']:>7.0f} / {u['decl_per_s']:<7.0f}"
+                    f" server us/decl {c['server_cpu_us']:>6.0f} / {u['server_cpu_us']:<6.0f}"
+                    f" other % {c['other_cpu_pct']:>4.1f} / {u['other_cpu_pct']:<4.1f}",
+                    flush=True,
+                )
+    print(
+        f"store: {kind}   checked vs unchecked, {args.runs} pairs x {args.seconds:.0f}s per mode "
+        "(median over pairs; a throughput ratio of 0.85 or more keeps the 15 % bound)"
+    )
+    print(f"{'mode':<10} {'decl/s checked':>15} {'unchecked':>10} {'ratio':>7} {'server CPU ratio':>17}")
+    summary = {}
+    for mode, runs in pairs.items():
+        rate = statistics.median(c["decl_per_s"] / u["decl_per_s"] for c, u in runs)
+        cpu = statistics.median(c["server_cpu_us"] / u["server_cpu_us"] for c, u in runs)
+        checked = statistics.median(c["decl_per_s"] for c, _ in runs)
+        unchecked = statistics.median(u["decl_per_s"] for _, u in runs)
+        summary[mode] = {
+            "checked_decl_per_s": checked,
+            "unchecked_decl_per_s": unchecked,
+            "throughput_ratio": rate,
+            "server_cpu_ratio": cpu,
+        }
+        print(f"{mode:<10} {checked:>15.0f} {unchecked:>10.0f} {rate:>7.3f} {cpu:>17.3f}")
     print(json.dumps(summary))
 
 
