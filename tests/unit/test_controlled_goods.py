@@ -123,21 +123,40 @@ def test_every_matching_prefix_asks_for_its_permit_most_specific_first() -> None
     assert table.requirements("0", "TH", IMPORT, _none) == []
 
 
-def test_lookup_probes_at_most_nine_prefixes_and_never_scans() -> None:
-    class CountingDict(dict[str, tuple[ControlledGoodsEntry, ...]]):
-        probes = 0
+class _CountingDict(dict[str, tuple[ControlledGoodsEntry, ...]]):
+    probes = 0
 
-        def get(self, key, default=None):  # type: ignore[no-untyped-def]
-            CountingDict.probes += 1
-            return super().get(key, default)
+    def get(self, key, default=None):  # type: ignore[no-untyped-def]
+        _CountingDict.probes += 1
+        return super().get(key, default)
 
-        def __iter__(self):  # type: ignore[no-untyped-def]
-            raise AssertionError("the table was scanned")
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        raise AssertionError("the table was scanned")
 
-    table = ControlledGoodsTable("t", [_entry(f"{n:04d}") for n in range(1000)])
-    table._by_prefix = CountingDict(table._by_prefix)
-    table.requirements("0123456789", "CN", IMPORT, _none)
-    assert CountingDict.probes == 9
+
+def _counting(table: ControlledGoodsTable) -> ControlledGoodsTable:
+    table._by_prefix = _CountingDict(table._by_prefix)
+    _CountingDict.probes = 0
+    return table
+
+
+def test_lookup_probes_only_the_prefix_lengths_the_table_has_and_never_scans() -> None:
+    table = _counting(ControlledGoodsTable("t", [_entry(f"{n:04d}") for n in range(1000)]))
+    assert [r.hs_prefix for r in table.requirements("0123456789", "CN", IMPORT, _none)] == ["0123"]
+    assert _CountingDict.probes == 1
+
+    every_length = [_entry("0123456789"[:n], agency=f"A{n}") for n in range(2, 11)]
+    table = _counting(ControlledGoodsTable("t", every_length))
+    found = table.requirements("0123456789", "CN", IMPORT, _none)
+    assert [r.hs_prefix for r in found] == ["0123456789"[:n] for n in range(10, 1, -1)]  # most specific first
+    assert _CountingDict.probes == 9
+
+
+def test_lookup_remembers_each_code_and_still_judges_conditions_per_item() -> None:
+    table = _counting(ControlledGoodsTable("t", [_entry("0201", when=EntryConditions(origin_in=frozenset({"US"})))]))
+    assert [r.hs_prefix for r in table.requirements("0201300000", "US", IMPORT, _none)] == ["0201"]
+    assert table.requirements("0201300000", "AU", IMPORT, _none) == []  # same code, another origin
+    assert _CountingDict.probes == 1  # the code's entries were looked up once
 
 
 _AT_LEAST_5_KG = EntryConditions(min_quantity=5.0, quantity_unit="KGM")

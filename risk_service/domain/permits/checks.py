@@ -134,7 +134,6 @@ def check_declaration(
     draws: list[PermitDraw] = []
     single_use: dict[str, None] = {}
     facts: list[ItemPermitFacts] = []
-    lines_of: dict[str, _Lines] = {}
     exporting = declaration.type == DeclarationType.EXPORT
     party_id = (declaration.exporter if exporting else declaration.importer).id
     office = declaration.customs_office
@@ -163,13 +162,10 @@ def check_declaration(
             permit = state.permit
             if permit.valid_to is not None:
                 days_left.append((_utc(permit.valid_to) - moment).total_seconds() / 86400.0)
-            lines = lines_of.get(permit_id)
-            if lines is None:
-                lines = lines_of[permit_id] = _Lines(permit.goods_lines)
-            line = _usable_line(permit, item, party_id, office, moment, lines)
+            line = _usable_line(permit, item, party_id, office, moment)
             if line is None:  # the quick check says no: the full check decides, and says what failed
                 path = f"declaration.items[{index}].permit_references[{position}]"
-                line = _ItemCheck(findings, declaration, item, permit, path, moment).run(lines.by_prefix)
+                line = _ItemCheck(findings, declaration, item, permit, path, moment).run()
                 if line is None:
                     continue
             quantity = 0.0
@@ -205,27 +201,8 @@ def check_declaration(
     )
 
 
-class _Lines:
-    """A permit's goods lines by HS prefix, and the prefix lengths it has (longest first)."""
-
-    __slots__ = ("by_prefix", "lengths")
-
-    def __init__(self, goods_lines: Sequence[PermitGoodsLine]) -> None:
-        self.by_prefix = {line.hs_prefix: line for line in goods_lines}
-        self.lengths = sorted({len(prefix) for prefix in self.by_prefix}, reverse=True)
-
-    def covering(self, hs_code: str) -> PermitGoodsLine | None:
-        """As _covering_line, probing only the prefix lengths the permit has (most have one line)."""
-        for length in self.lengths:
-            if 2 <= length <= min(len(hs_code), 10):
-                line = self.by_prefix.get(hs_code[:length])
-                if line is not None:
-                    return line
-        return None
-
-
 def _usable_line(
-    permit: Permit, item: GoodsItem, party_id: str, office: str, moment: datetime, lines: _Lines
+    permit: Permit, item: GoodsItem, party_id: str, office: str, moment: datetime
 ) -> PermitGoodsLine | None:
     """The line the item draws from when the permit passes every check of _ItemCheck, else None.
 
@@ -243,7 +220,7 @@ def _usable_line(
     offices = permit.allowed_customs_offices
     if offices and office not in offices:
         return None
-    return lines.covering(item.hs_code)
+    return permit.covering_line(item.hs_code)
 
 
 class _ItemCheck:
@@ -270,7 +247,7 @@ class _ItemCheck:
         self.failed = True
         self.findings.add(reason, self.permit.permit_id, head, self.item, self.path, detail)
 
-    def run(self, lines: Mapping[str, PermitGoodsLine]) -> PermitGoodsLine | None:
+    def run(self) -> PermitGoodsLine | None:
         """The goods line the item would draw from, or None when any check failed."""
         permit, item, declaration = self.permit, self.item, self.declaration
         described = _describe(permit)
@@ -300,7 +277,8 @@ class _ItemCheck:
                 PERMIT_HOLDER_MISMATCH,
                 f"{described} is held by {permit.holder_id}, not the {role} {party.id or '(none)'}",
             )
-        line = _covering_line(lines, item.hs_code)
+        line = permit.covering_line(item.hs_code)
+        lines = permit.lines_by_prefix
         if line is None:
             self.fail(
                 PERMIT_GOODS_NOT_COVERED,
@@ -333,15 +311,6 @@ def _missing(findings: _Findings, requirement: Requirement, item: GoodsItem, pat
         path,
         f"item {item.item_number}, HS {item.hs_code} ({requirement.description})",
     )
-
-
-def _covering_line(lines: Mapping[str, PermitGoodsLine], hs_code: str) -> PermitGoodsLine | None:
-    """The line with the longest prefix of `hs_code`: at most 9 dictionary probes."""
-    for length in range(min(len(hs_code), 10), 1, -1):
-        line = lines.get(hs_code[:length])
-        if line is not None:
-            return line
-    return None
 
 
 def _share(line: PermitGoodsLine, balance: LineBalance) -> float | None:

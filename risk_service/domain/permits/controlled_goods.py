@@ -125,6 +125,9 @@ class Requirement:
     description: str
 
 
+_MAX_MEMO_CODES = 100_000
+
+
 class ControlledGoodsTable:
     """An immutable, loaded table; safe to share between threads."""
 
@@ -144,6 +147,11 @@ class ControlledGoodsTable:
         for entry in self.entries:
             by_prefix.setdefault(entry.hs_prefix, []).append(entry)
         self._by_prefix: dict[str, tuple[ControlledGoodsEntry, ...]] = {k: tuple(v) for k, v in by_prefix.items()}
+        # The prefix lengths the table has, longest first: a look-up probes only these.
+        self._lengths = tuple(sorted({len(p) for p in self._by_prefix if 2 <= len(p) <= 10}, reverse=True))
+        # HS code -> its entries, most specific first. Codes repeat from filing to filing; bounded, since
+        # callers send any code.
+        self._entries_of: dict[str, tuple[ControlledGoodsEntry, ...]] = {}
 
     def requirements(
         self,
@@ -155,22 +163,35 @@ class ControlledGoodsTable:
         """The permits a goods item needs, most specific entry first, one per (type, agency).
 
         `quantity_in_unit(unit)` gives the item's quantity in a unit, or None when it does not
-        convert; it is called only for entries with a quantity threshold. Looks up each prefix
-        of the HS code (10 digits down to 2: at most 9 dictionary probes), never scans.
+        convert; it is called only for entries with a quantity threshold. Looks up the prefixes of
+        the HS code of the lengths the table has (at most 9 dictionary probes), once per code, and
+        never scans.
         """
         found: list[Requirement] = []
         seen: set[tuple[PermitType, str]] = set()
-        for length in range(min(len(hs_code), 10), 1, -1):
-            bucket = self._by_prefix.get(hs_code[:length])
-            if bucket is None:
+        for entry in self._entries_for(hs_code):
+            key = (entry.permit_type, entry.agency)
+            if key in seen or not entry.when.hold(origin_country, declaration_type, quantity_in_unit):
                 continue
-            for entry in bucket:
-                key = (entry.permit_type, entry.agency)
-                if key in seen or not entry.when.hold(origin_country, declaration_type, quantity_in_unit):
-                    continue
-                seen.add(key)
-                found.append(Requirement(entry.permit_type, entry.agency, entry.hs_prefix, entry.description))
+            seen.add(key)
+            found.append(Requirement(entry.permit_type, entry.agency, entry.hs_prefix, entry.description))
         return found
+
+    def _entries_for(self, hs_code: str) -> tuple[ControlledGoodsEntry, ...]:
+        """Every entry whose prefix starts `hs_code`, longest prefix first."""
+        entries = self._entries_of.get(hs_code)
+        if entries is None:
+            size = min(len(hs_code), 10)
+            entries = tuple(
+                entry
+                for length in self._lengths
+                if length <= size
+                for entry in self._by_prefix.get(hs_code[:length], ())
+            )
+            if len(self._entries_of) >= _MAX_MEMO_CODES:
+                self._entries_of.clear()
+            self._entries_of[hs_code] = entries
+        return entries
 
 
 # -- load errors --------------------------------------------------------------------------------

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import enum
 import math
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 
 
@@ -70,11 +71,34 @@ class Permit:
     single_use: bool = False  # may be cited by one declaration only
     status: PermitStatus = PermitStatus.ACTIVE
     version: int = 1  # set by the registry: 1 on submission, +1 on every change
+    # Derived from goods_lines once per permit version: every goods item citing the permit looks its line up.
+    lines_by_prefix: Mapping[str, PermitGoodsLine] = field(init=False, repr=False, compare=False)
+    _prefix_lengths: tuple[int, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        by_prefix = {line.hs_prefix: line for line in self.goods_lines}
+        object.__setattr__(self, "lines_by_prefix", by_prefix)
+        # Longest first, and only lengths an HS code can have a prefix of.
+        lengths = sorted({len(p) for p in by_prefix if 2 <= len(p) <= 10}, reverse=True)
+        object.__setattr__(self, "_prefix_lengths", tuple(lengths))
 
     def line(self, line_number: int) -> PermitGoodsLine | None:
         for line in self.goods_lines:
             if line.line_number == line_number:
                 return line
+        return None
+
+    def covering_line(self, hs_code: str) -> PermitGoodsLine | None:
+        """The goods line with the longest prefix of `hs_code` (codes of up to 10 digits), or None.
+
+        Probes only the prefix lengths the permit has: most permits have one line, so one probe.
+        """
+        size = min(len(hs_code), 10)
+        for length in self._prefix_lengths:
+            if length <= size:
+                line = self.lines_by_prefix.get(hs_code[:length])
+                if line is not None:
+                    return line
         return None
 
 
