@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 from collections.abc import Callable, Sequence
@@ -366,17 +367,40 @@ def check_exposure(settings: Settings) -> None:
     log.warning("no API tokens configured: every caller on this host is trusted (RISK_AUTH__TOKENS)")
 
 
+# Container allocations between young collections (Python's default is 700). Every call allocates
+# tens of thousands of short-lived objects; at 700 the collector runs hundreds of times per batch and
+# promotes whatever is alive mid-call into older generations, whose collections then scan the heap.
+GC_YOUNG_THRESHOLD = 50_000
+
+
+def tune_gc_for_serving() -> None:
+    """Freezes what start-up built and makes collections rarer; for a process that only serves.
+
+    The models, libraries, rule sets, entity history and permits read at start-up live as long as
+    the process, yet every full collection walked them all again (hundreds of thousands of objects,
+    a good part of the CPU spent per declaration in batches). Frozen objects are still freed by
+    reference counting; only cycles among them are never collected, and start-up's own garbage is
+    collected just before the freeze.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, 20, 20)
+    log.info("garbage collector tuned for serving: %d start-up objects frozen", gc.get_freeze_count())
+
+
 async def serve(
     settings: Settings,
     *,
     stop: asyncio.Event | None = None,
     on_ready: Callable[[int], None] | None = None,
     model_source: ModelSource | None = None,
+    own_process: bool = False,
 ) -> None:
     """Runs until `stop` is set or SIGINT/SIGTERM arrives; health is SERVING only while ready.
 
     Refuses (ValueError) to serve without credentials on an address other hosts can reach, unless
-    settings.auth.allow_anonymous says a proxy in front authenticates.
+    settings.auth.allow_anonymous says a proxy in front authenticates. `own_process`: the process
+    is the server's alone (`risk serve`), so its garbage collector is tuned for serving.
     """
     check_exposure(settings)
     app = await asyncio.to_thread(build_app, settings, model_source)
@@ -400,6 +424,8 @@ async def serve(
         auth=settings.auth,
         tls=settings.tls,
     )
+    if own_process:
+        tune_gc_for_serving()
     try:
         await running.set_model_available(app.models.current is not None)
         await running.set_ready(True)

@@ -727,7 +727,7 @@ def _serve(args: argparse.Namespace, settings: Any) -> int:
     def ready(port: int) -> None:
         print(f"risk service ready on {settings.server.host}:{port}", flush=True)
 
-    asyncio.run(serve(settings, on_ready=ready))
+    asyncio.run(serve(settings, on_ready=ready, own_process=True))
     return 0
 
 
