@@ -25,7 +25,7 @@ def _tables(url: str) -> set[str]:
         engine.dispose()
 
 
-HEAD = "0007"
+HEAD = "0008"
 PERMIT_TABLES = {
     "permits",
     "permit_lines",
@@ -182,3 +182,24 @@ def test_cases_come_with_0007_and_go_on_downgrade(database_url: str) -> None:
     migrations.downgrade(database_url, "0006")
     assert not {"cases", "case_events"} & _tables(database_url)
     assert "audit_log" in _tables(database_url)
+
+
+def test_0008_leaves_room_on_permit_line_pages_on_postgresql(database_url: str) -> None:
+    if not database_url.startswith("postgresql"):
+        pytest.skip("a PostgreSQL storage parameter; SQLite has none")
+
+    def options() -> list[str]:
+        engine = sa.create_engine(database_url)
+        try:
+            with engine.connect() as conn:
+                found = conn.execute(sa.text("SELECT reloptions FROM pg_class WHERE relname = 'permit_lines'"))
+                return list(found.scalar_one() or [])
+        finally:
+            engine.dispose()
+
+    migrations.upgrade(database_url, "0008")
+    assert options() == ["fillfactor=50"]
+    migrations.downgrade(database_url, "0007")
+    assert options() == []
+    migrations.upgrade(database_url, "head")
+    assert options() == ["fillfactor=50"]
