@@ -30,8 +30,8 @@ from risk_service.domain.assessment import Assessment
 from risk_service.domain.permits.ledger import DrawRecord, DrawRefusal, LedgerClaim, RefusalKind, over_limit
 from risk_service.domain.permits.model import LineBalance, PermitStatus
 from risk_service.domain.ports import AssessmentRecord, SettleRefusals
-from risk_service.store.db import BulkInsert, chunks
-from risk_service.store.tables import declaration_cancellations, permit_draws, permit_uses
+from risk_service.store.db import BulkInsert
+from risk_service.store.tables import permit_draws, permit_uses
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +87,13 @@ class _HotSql:
     permits_with_lines: str  # SQLite only: lock_permits and load_lines in one (see lock_permits_and_lines)
     insert_draws: str  # PostgreSQL: one JSON array of rows; SQLite: executemany
     write_line_totals: str  # PostgreSQL: one JSON array of [permit_id, line, quantity, value]; SQLite: executemany
+    # What an amendment replaces, and what a cancellation releases, by declaration (or permit) ids.
+    cancelled: str
+    load_draws: str
+    uses_of_declarations: str
+    uses_of_permits: str
+    delete_draws: str
+    delete_uses: str
 
 
 def _json(value: object) -> str:
@@ -104,6 +111,23 @@ _DRAW_COLUMNS = "declaration_id, permit_id, line_number, item_number, declaratio
 _SQLITE_IDS = "IN (SELECT value FROM json_each(?))"
 # An array, not IN (subquery): the planner then looks each id up in the primary key.
 _PG_IDS = "= ANY(ARRAY(SELECT json_array_elements_text(CAST(%s AS json))))"
+
+
+def _by_ids(ids: str) -> dict[str, str]:
+    """The statements of the amendment and cancellation paths, for one dialect's id-list condition."""
+    return {
+        "cancelled": f"SELECT declaration_id FROM declaration_cancellations WHERE declaration_id {ids}",
+        "load_draws": f"SELECT {_DRAW_COLUMNS} FROM permit_draws WHERE declaration_id {ids} "
+        "ORDER BY declaration_id, permit_id, line_number, item_number",
+        "uses_of_declarations": "SELECT permit_id, declaration_id, declaration_version FROM permit_uses "
+        f"WHERE declaration_id {ids}",
+        "uses_of_permits": "SELECT permit_id, declaration_id, declaration_version FROM permit_uses "
+        f"WHERE permit_id {ids}",
+        "delete_draws": f"DELETE FROM permit_draws WHERE declaration_id {ids}",
+        "delete_uses": f"DELETE FROM permit_uses WHERE declaration_id {ids}",
+    }
+
+
 _HOT_SQL = {
     "sqlite": _HotSql(
         latest_versions="SELECT declaration_id, max(declaration_version) FROM assessments "
@@ -118,6 +142,7 @@ _HOT_SQL = {
         insert_draws=f"INSERT INTO permit_draws ({_DRAW_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         write_line_totals="UPDATE permit_lines SET drawn_quantity = ?, drawn_value = ? "
         "WHERE permit_id = ? AND line_number = ?",
+        **_by_ids(_SQLITE_IDS),
     ),
     "postgresql": _HotSql(
         latest_versions="SELECT declaration_id, max(declaration_version) FROM assessments "
@@ -137,6 +162,7 @@ _HOT_SQL = {
         "FROM json_array_elements(CAST(%s AS json)) AS t(r)) "
         "UPDATE permit_lines AS l SET drawn_quantity = v.q, drawn_value = v.v FROM v "
         "WHERE l.permit_id = v.p AND l.line_number = v.n AND l.permit_id = ANY(ARRAY(SELECT p FROM v))",
+        **_by_ids(_PG_IDS),
     ),
 }
 
@@ -148,33 +174,10 @@ def _hot_sql(conn: sa.Connection) -> _HotSql:
     return sql
 
 
-_IDS: sa.BindParameter[list[str]] = sa.bindparam("ids", expanding=True)
-_LOAD_DRAWS = (
-    sa.select(
-        permit_draws.c.declaration_id,
-        permit_draws.c.permit_id,
-        permit_draws.c.line_number,
-        permit_draws.c.item_number,
-        permit_draws.c.declaration_version,
-        permit_draws.c.quantity,
-        permit_draws.c.value,
-        permit_draws.c.drawn_at,
-    )
-    .where(permit_draws.c.declaration_id.in_(_IDS))
-    .order_by(permit_draws.c.declaration_id, permit_draws.c.permit_id, permit_draws.c.line_number)
-    .order_by(permit_draws.c.item_number)
-)
-_CANCELLED = sa.select(declaration_cancellations.c.declaration_id).where(
-    declaration_cancellations.c.declaration_id.in_(_IDS)
-)
-_USES = sa.select(permit_uses.c.permit_id, permit_uses.c.declaration_id, permit_uses.c.declaration_version)
-_USES_OF_DECLARATIONS = _USES.where(permit_uses.c.declaration_id.in_(_IDS))
-_USES_OF_PERMITS = _USES.where(permit_uses.c.permit_id.in_(_IDS))
-_DELETE_DRAWS = sa.delete(permit_draws).where(permit_draws.c.declaration_id.in_(_IDS))
-_DELETE_USES = sa.delete(permit_uses).where(permit_uses.c.declaration_id.in_(_IDS))
 _BULK_INSERTS: dict[tuple[str, str, str], BulkInsert] = {}
 # drawn_at as the hot insert takes it (SQLite: the column's text; PostgreSQL: ISO 8601 in the JSON rows).
 _DRAWN_AT: dict[str, Callable[[Any], Any]] = {}
+_DRAWN_AT_RESULT: dict[str, Callable[[Any], Any]] = {}
 
 
 def _bulk_insert(conn: sa.Connection, table: sa.Table) -> BulkInsert:
@@ -196,6 +199,16 @@ def _drawn_at_processor(conn: sa.Connection) -> Callable[[Any], Any]:
         else:
             processor = bind if bind is not None else (lambda value: value)
         _DRAWN_AT[dialect.name] = processor
+    return processor
+
+
+def _drawn_at_result(conn: sa.Connection) -> Callable[[Any], Any]:
+    """drawn_at as read through the driver, made what the column type hands back (tz-aware UTC)."""
+    dialect = conn.dialect
+    processor = _DRAWN_AT_RESULT.get(dialect.name)
+    if processor is None:
+        result = permit_draws.c.drawn_at.type.dialect_impl(dialect).result_processor(dialect, None)
+        processor = _DRAWN_AT_RESULT[dialect.name] = result if result is not None else (lambda value: value)
     return processor
 
 
@@ -317,9 +330,13 @@ class StoredDraw(NamedTuple):
 
 def load_draws(conn: sa.Connection, declaration_ids: Sequence[str]) -> dict[str, list[StoredDraw]]:
     found: dict[str, list[StoredDraw]] = {}
-    for chunk in chunks(declaration_ids):
-        for declaration_id, *rest in conn.execute(_LOAD_DRAWS, {"ids": list(chunk)}):
-            found.setdefault(declaration_id, []).append(StoredDraw(*rest))
+    if not declaration_ids:
+        return found
+    drawn_at = _drawn_at_result(conn)
+    rows = conn.exec_driver_sql(_hot_sql(conn).load_draws, (_json(list(declaration_ids)),))
+    for declaration_id, permit_id, line_number, item_number, version, quantity, value, at in rows:
+        draw = StoredDraw(permit_id, line_number, item_number, version, quantity, value, drawn_at(at))
+        found.setdefault(declaration_id, []).append(draw)
     return found
 
 
@@ -327,17 +344,20 @@ def load_uses(
     conn: sa.Connection, *, declaration_ids: Sequence[str] = (), permit_ids: Sequence[str] = ()
 ) -> list[tuple[str, str, int]]:
     """(permit id, declaration id, version) of the uses of these declarations, and of these permits."""
+    sql = _hot_sql(conn)
     rows: set[tuple[str, str, int]] = set()
-    for query, values in ((_USES_OF_DECLARATIONS, declaration_ids), (_USES_OF_PERMITS, permit_ids)):
-        for chunk in chunks(sorted(set(values))):
-            rows.update((p, d, v) for p, d, v in conn.execute(query, {"ids": list(chunk)}))
+    for query, values in ((sql.uses_of_declarations, declaration_ids), (sql.uses_of_permits, permit_ids)):
+        if values:
+            rows.update((p, d, v) for p, d, v in conn.exec_driver_sql(query, (_json(sorted(set(values))),)))
     return sorted(rows)
 
 
 def delete_draws_and_uses(conn: sa.Connection, declaration_ids: Sequence[str]) -> None:
-    for chunk in chunks(sorted(declaration_ids)):
-        conn.execute(_DELETE_DRAWS, {"ids": list(chunk)})
-        conn.execute(_DELETE_USES, {"ids": list(chunk)})
+    if not declaration_ids:
+        return
+    sql, ids = _hot_sql(conn), (_json(sorted(declaration_ids)),)
+    conn.exec_driver_sql(sql.delete_draws, ids)
+    conn.exec_driver_sql(sql.delete_uses, ids)
 
 
 # -- settling claims (the assessment writer) ----------------------------------------------------
@@ -518,9 +538,8 @@ def _load_declarations(conn: sa.Connection, newest: Mapping[str, int]) -> dict[s
     stored = sorted(d for d, v in latest.items() if newest[d] > v)
     if not stored:
         return states
-    for chunk in chunks(stored):
-        for declaration_id in conn.execute(_CANCELLED, {"ids": list(chunk)}).scalars():
-            states[declaration_id].cancelled = True
+    for (declaration_id,) in conn.exec_driver_sql(sql.cancelled, (_json(stored),)):
+        states[declaration_id].cancelled = True
     live = [d for d in stored if not states[d].cancelled]
     for declaration_id, draws in load_draws(conn, live).items():
         states[declaration_id].draws = draws
