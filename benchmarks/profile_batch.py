@@ -1,15 +1,17 @@
 """In-process: what permit checks add to a batch of declarations, end to end below gRPC.
 
     .venv/bin/python benchmarks/profile_batch.py [--database-url URL] [--size 500] [--rounds 12]
-        [--yappi]
+        [--in-flight N] [--yappi]
 
 Builds the service twice in this process, as `risk serve --demo` wires it (demo champion, SQLite
 unless --database-url names a PostgreSQL server), once with permit checks and once without, and
 feeds both the scoring benchmark's declarations with cited permits (bench_scoring's mix). Batches go
 to the two services in turn, so the machine's noise hits both alike; each batch is timed as the
 CPU of the whole process (event loop, screening pool and writer thread) from the messages to the
-stored assessments. Prints means and medians per declaration and the checked/unchecked ratio. --yappi (pip install yappi) profiles the checked
-service's batches over all threads.
+stored assessments. Prints means and medians per declaration and the checked/unchecked ratio.
+--in-flight N sends each batch's declarations as single calls, N at a time, as unary clients do.
+--yappi (pip install yappi) profiles both services over all threads and lists the functions whose
+CPU per declaration differs most between them.
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ def main() -> None:
     parser.add_argument("--database-url", help="a PostgreSQL server URL (fresh databases are made on it)")
     parser.add_argument("--size", type=int, default=500)
     parser.add_argument("--rounds", type=int, default=12)
+    parser.add_argument("--in-flight", type=int, default=0, help="score one by one, this many at a time")
     parser.add_argument("--yappi", action="store_true")
     args = parser.parse_args()
 
@@ -81,6 +84,7 @@ def main() -> None:
 async def _run(apps: dict[str, App], factories: dict[str, DeclarationFactory], args: argparse.Namespace) -> None:
     await _register(apps["checked"], factories["checked"])
     cpu: dict[str, list[float]] = {mode: [] for mode in apps}
+    wall: dict[str, list[float]] = {mode: [] for mode in apps}
     yappi: Any = None
     profiles: dict[str, list[Any]] = {}
     if args.yappi:
@@ -92,23 +96,40 @@ async def _run(apps: dict[str, App], factories: dict[str, DeclarationFactory], a
             if yappi is not None and round_:
                 yappi.clear_stats()
                 yappi.start()
-            started = time.process_time()
+            started, clock = time.process_time(), time.perf_counter()
             # From the message on, as the server does: the collector's work falls where it falls.
-            await app.service.score_batch([declaration_from_pb(m) for m in messages])
-            spent = time.process_time() - started
+            if args.in_flight:
+                await _unary(app, messages, args.in_flight)
+            else:
+                await app.service.score_batch([declaration_from_pb(m) for m in messages])
+            spent, waited = time.process_time() - started, time.perf_counter() - clock
             if yappi is not None and round_:
                 yappi.stop()
                 profiles.setdefault(mode, []).append(yappi.get_func_stats())
             if round_:  # the first round warms caches and the model
                 cpu[mode].append(spent / args.size * 1e6)
-    print(f"{args.rounds} rounds of {args.size}; process CPU per declaration:")
+                wall[mode].append(waited / args.size * 1e6)
+    print(f"{args.rounds} rounds of {args.size}; process CPU per declaration (this process only, not the database's):")
     for name, summary in (("mean", statistics.fmean), ("median", statistics.median)):
         checked, unchecked = (summary(cpu[m]) for m in ("checked", "unchecked"))
         print(f"  {name:<7} checked {checked:.0f} us   unchecked {unchecked:.0f} us   ratio {checked / unchecked:.3f}")
+    checked, unchecked = (statistics.median(wall[m]) for m in ("checked", "unchecked"))
+    print(f"  wall time per declaration, medians: checked {checked:.0f} us   unchecked {unchecked:.0f} us")
     rounds = zip(cpu["checked"], cpu["unchecked"], strict=True)
     print(f"  per round, checked/unchecked us: {', '.join(f'{c:.0f}/{u:.0f}' for c, u in rounds)}")
     if yappi is not None:
         _compare(profiles, args.size * args.rounds)
+
+
+async def _unary(app: App, messages: list[Any], in_flight: int) -> None:
+    """The messages as unary calls, `in_flight` at a time (the writer groups what arrives together)."""
+    queue = iter(messages)
+
+    async def caller() -> None:
+        for message in queue:
+            await app.service.score_one(declaration_from_pb(message))
+
+    await asyncio.gather(*(caller() for _ in range(in_flight)))
 
 
 def _compare(profiles: dict[str, list[Any]], declarations: int) -> None:
