@@ -29,7 +29,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
@@ -358,18 +357,10 @@ def fresh_database(kind: str, folder: Path, admin_url: str) -> Iterator[str]:
     if kind == "sqlite":
         yield f"sqlite:///{folder / 'risk.db'}"
         return
-    import sqlalchemy as sa
+    from risk_service.store.db import temporary_postgres_database
 
-    name = f"risk_bench_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield admin_url.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with temporary_postgres_database(admin_url, "risk_bench") as url:
+        yield url
 
 
 def start_server(

@@ -38,7 +38,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from bench_scoring import AMENDMENT_EVERY, DeclarationFactory, fresh_database  # noqa: E402
 
-from risk_service.domain.assessment import Assessment, Channel, ModelStatus  # noqa: E402
+from risk_service.domain.assessment import Assessment  # noqa: E402
 from risk_service.domain.declaration import Declaration  # noqa: E402
 from risk_service.domain.permits.cache import PermitCache  # noqa: E402
 from risk_service.domain.permits.checks import PermitCheckConfig, flag_refusals  # noqa: E402
@@ -58,6 +58,7 @@ from risk_service.store import assessment_store, ledger, migrations  # noqa: E40
 from risk_service.store.assessment_store import SqlAssessmentStore, _row  # noqa: E402
 from risk_service.store.group_commit import Submission  # noqa: E402
 from risk_service.store.permit_store import SqlPermitStore  # noqa: E402
+from tests.builders import assessment  # noqa: E402
 
 
 @dataclasses.dataclass
@@ -83,22 +84,11 @@ def register(store: SqlPermitStore, permits: Sequence[Permit]) -> None:
 
 
 def assessment_of(d: Declaration, now: datetime) -> Assessment:
-    return Assessment(
+    return assessment(
         assessment_id=str(uuid.uuid4()),
         declaration_id=d.declaration_id,
         declaration_version=d.version,
-        channel=Channel.GREEN,
-        risk_score=0.1,
-        model_score=0.1,
-        rule_hits=(),
-        contributions=(),
-        random_control=False,
-        model_status=ModelStatus.SCORED,
-        model_name="declaration-risk",
-        model_version="1",
-        rule_set_version="rules-1",
         assessment_time=now,
-        controlled_goods_version="cg",
     )
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -41,18 +40,10 @@ def fresh_database(request: pytest.FixtureRequest, kind: str, folder: Path, post
     if not postgres_available:
         _skipped_postgres.append(request.node.nodeid)  # RISK_REQUIRE_POSTGRES=1 turns this into a failure
         pytest.skip(f"PostgreSQL not reachable at {POSTGRES_ADMIN_URL}")
-    import sqlalchemy as sa
+    from risk_service.store.db import temporary_postgres_database
 
-    name = f"risk_test_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with temporary_postgres_database(POSTGRES_ADMIN_URL, "risk_test") as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

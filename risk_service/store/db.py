@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import functools
 import json
+import uuid
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
@@ -22,6 +24,24 @@ _T = TypeVar("_T")
 def chunks(items: Sequence[_T], size: int = IN_LIST_CHUNK) -> Iterator[Sequence[_T]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+@contextmanager
+def temporary_postgres_database(admin_url: str, prefix: str) -> Iterator[str]:
+    """A new, empty PostgreSQL database on the server `admin_url` names; dropped (connections and all)
+    on exit. For tests, benchmarks and profiles that need a store of their own."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+        try:
+            yield admin_url.rsplit("/", 1)[0] + f"/{name}"
+        finally:
+            with admin.connect() as conn:
+                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    finally:
+        admin.dispose()
 
 
 # Compact, and strict: JSON has no NaN (the codec spells non-finite numbers as strings).

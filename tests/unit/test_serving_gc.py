@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gc
-import inspect
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -11,7 +10,7 @@ from typing import Any
 import pytest
 
 from risk_service.bootstrap import GC_YOUNG_THRESHOLD, tune_gc_for_serving
-from risk_service.bootstrap import serve as bootstrap_serve
+from tests.serving import ServerThread, make_settings
 
 
 @pytest.fixture
@@ -50,6 +49,8 @@ def test_risk_serve_tunes_its_own_process(monkeypatch: pytest.MonkeyPatch, tmp_p
     assert seen["own_process"] is True
 
 
-def test_a_server_inside_another_process_leaves_its_collector_alone() -> None:
-    signature = inspect.signature(bootstrap_serve)
-    assert signature.parameters["own_process"].default is False
+def test_a_server_inside_another_process_leaves_its_collector_alone(tmp_path: Path) -> None:
+    threshold, frozen = gc.get_threshold(), gc.get_freeze_count()
+    with ServerThread(make_settings(tmp_path)):  # serve() as tests and embedders run it
+        assert gc.get_threshold() == threshold
+        assert gc.get_freeze_count() == frozen
