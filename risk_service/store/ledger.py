@@ -69,7 +69,8 @@ class PermitFlags:
 # rows are passed as one JSON parameter (serialised in C; psycopg adapts lists to arrays in Python, at
 # several microseconds a value), so each statement's text never changes and the drivers keep it
 # prepared. On PostgreSQL many rows go in one statement, one round trip; SQLite takes them through
-# executemany, with no round trips to save.
+# executemany, with no round trips to save. Rows arrive as jsonb: parsed once, where `json` would parse
+# each row's text again for every ->> (a third of the insert's cost).
 # PostgreSQL evaluates volatile output functions after ORDER BY, so the locks are taken in key order.
 _PG_LOCK_DECLARATIONS = (
     "SELECT pg_advisory_xact_lock(%s, k) FROM (SELECT CAST(json_array_elements_text(CAST(%s AS json)) AS integer) "
@@ -155,11 +156,11 @@ _HOT_SQL = {
         insert_draws=f"INSERT INTO permit_draws ({_DRAW_COLUMNS}) "
         "SELECT r->>0, r->>1, CAST(r->>2 AS integer), CAST(r->>3 AS integer), CAST(r->>4 AS integer), "
         "CAST(r->>5 AS double precision), CAST(r->>6 AS double precision), CAST(r->>7 AS timestamptz) "
-        "FROM json_array_elements(CAST(%s AS json)) AS t(r)",
+        "FROM jsonb_array_elements(CAST(%s AS jsonb)) AS t(r)",
         # The ANY array makes the planner look the lines up by key (a join alone scans the table).
         write_line_totals="WITH v AS MATERIALIZED (SELECT r->>0 AS p, CAST(r->>1 AS integer) AS n, "
         "CAST(r->>2 AS double precision) AS q, CAST(r->>3 AS double precision) AS v "
-        "FROM json_array_elements(CAST(%s AS json)) AS t(r)) "
+        "FROM jsonb_array_elements(CAST(%s AS jsonb)) AS t(r)) "
         "UPDATE permit_lines AS l SET drawn_quantity = v.q, drawn_value = v.v FROM v "
         "WHERE l.permit_id = v.p AND l.line_number = v.n AND l.permit_id = ANY(ARRAY(SELECT p FROM v))",
         **_by_ids(_PG_IDS),
@@ -593,12 +594,7 @@ def _fits(
             return False
         if permit_id in single_use and any(u != declaration_id for u in users.get(permit_id, ())):
             return False
-    requested: dict[LineKey, tuple[float, float]] = {}
-    for d in claim.draws:
-        key = (d.permit_id, d.line_number)
-        quantity, value = requested.get(key, (0.0, 0.0))
-        requested[key] = (quantity + d.quantity, value + d.value)
-    for key, (quantity, value) in requested.items():
+    for key, (quantity, value) in claim.by_line.items():
         line = lines.get(key)
         if (
             line is None
@@ -680,6 +676,14 @@ def _refusals(
 def _draw(
     state: _Declaration, claim: LedgerClaim, version: int, now: datetime, lines: dict[LineKey, LineTotals]
 ) -> None:
+    # The totals grow by the sums _fits judged, line by line.
+    for line_key, (quantity, value) in claim.by_line.items():
+        if quantity == 0 and value == 0:
+            continue
+        line = lines[line_key]
+        line.drawn_quantity += quantity
+        line.drawn_value += value
+        line.changed = True
     # One row per (permit, line, item): an item citing a line twice draws the sum.
     merged: dict[tuple[str, int, int], StoredDraw] = {}
     for d in claim.draws:
@@ -692,10 +696,6 @@ def _draw(
             merged[key] = StoredDraw(d.permit_id, d.line_number, d.item_number, version, d.quantity, d.value, now)
         else:
             merged[key] = earlier._replace(quantity=earlier.quantity + d.quantity, value=earlier.value + d.value)
-        line = lines[(d.permit_id, d.line_number)]
-        line.drawn_quantity += d.quantity
-        line.drawn_value += d.value
-        line.changed = True
     state.draws = list(merged.values())
 
 

@@ -138,9 +138,13 @@ def check_declaration(
     party_id = (declaration.exporter if exporting else declaration.importer).id
     office = declaration.customs_office
     for index, item in enumerate(declaration.items):
-        cited: dict[str, int] = {}  # a permit cited twice on one item counts once, at its first place
-        for position, permit_id in enumerate(item.permit_references):
-            cited.setdefault(permit_id, position)
+        references = item.permit_references
+        if len(references) == 1:  # the common case
+            cited = {references[0]: 0}
+        else:  # a permit cited twice on one item counts once, at its first place
+            cited = {}
+            for position, permit_id in enumerate(references):
+                cited.setdefault(permit_id, position)
         states = {permit_id: permits.get(permit_id) for permit_id in cited}
         quantity_in = functools.partial(item_quantity, item)
 

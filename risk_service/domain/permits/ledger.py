@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
+from typing import NamedTuple
 
 from risk_service.domain.permits.model import PermitState
 
@@ -17,9 +19,11 @@ def over_limit(total: float, limit: float | None) -> bool:
     return limit is not None and total > limit + BALANCE_TOLERANCE * max(1.0, abs(limit))
 
 
-@dataclass(frozen=True, slots=True)
-class PermitDraw:
-    """What one goods item draws from one goods line of a permit, in the line's unit."""
+class PermitDraw(NamedTuple):
+    """What one goods item draws from one goods line of a permit, in the line's unit.
+
+    A tuple: every goods item citing a permit makes one, and a frozen dataclass costs three times more.
+    """
 
     permit_id: str
     line_number: int
@@ -37,10 +41,21 @@ class LedgerClaim:
 
     draws: tuple[PermitDraw, ...] = ()
     single_use_permits: tuple[str, ...] = ()  # single-use permits the declaration validly cites
+    # Derived once, in the screening thread: the ledger's writer reads them under its locks.
+    permit_ids: frozenset[str] = field(init=False, repr=False, compare=False)
+    #: (permit id, line number) -> (quantity, value) the claim draws from the line, summed over its items.
+    by_line: Mapping[tuple[str, int], tuple[float, float]] = field(init=False, repr=False, compare=False)
 
-    @property
-    def permit_ids(self) -> frozenset[str]:
-        return frozenset(d.permit_id for d in self.draws) | frozenset(self.single_use_permits)
+    def __post_init__(self) -> None:
+        ids = {d.permit_id for d in self.draws}
+        ids.update(self.single_use_permits)
+        by_line: dict[tuple[str, int], tuple[float, float]] = {}
+        for d in self.draws:
+            key = (d.permit_id, d.line_number)
+            quantity, value = by_line.get(key, (0.0, 0.0))
+            by_line[key] = (quantity + d.quantity, value + d.value)
+        object.__setattr__(self, "permit_ids", frozenset(ids))
+        object.__setattr__(self, "by_line", by_line)
 
 
 class RefusalKind(enum.Enum):

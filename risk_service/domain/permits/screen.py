@@ -47,5 +47,5 @@ class PermitScreen:
         return PermitSnapshot(self.cache.cached(_cited(declarations)), self.table.current)
 
     def check(self, declaration: Declaration, snapshot: PermitSnapshot, now: datetime) -> PermitCheckResult:
-        cited = {ref: snapshot.permits.get(ref) for item in declaration.items for ref in item.permit_references}
-        return check_declaration(declaration, cited, snapshot.table, self.config, now)
+        # The snapshot holds every id the call's declarations cite; check_declaration reads only this one's.
+        return check_declaration(declaration, snapshot.permits, snapshot.table, self.config, now)
