@@ -1,7 +1,7 @@
 """In-process: what permit checks add to a batch of declarations, end to end below gRPC.
 
     .venv/bin/python benchmarks/profile_batch.py [--database-url URL] [--size 500] [--rounds 12]
-        [--in-flight N] [--yappi]
+        [--in-flight N] [--yappi] [--permit-mix history|every-item]
 
 Builds the service twice in this process, as `risk serve --demo` wires it (demo champion, SQLite
 unless --database-url names a PostgreSQL server), once with permit checks and once without, and
@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from bench_scoring import DeclarationFactory, fresh_database  # noqa: E402
+from bench_scoring import PERMIT_MIXES, DeclarationFactory, fresh_database  # noqa: E402
 
 from risk_service.bootstrap import App, build_app, ensure_demo_model  # noqa: E402
 from risk_service.grpc.convert import declaration_from_pb  # noqa: E402
@@ -56,6 +56,7 @@ async def _register(app: App, factory: DeclarationFactory) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--permit-mix", choices=PERMIT_MIXES, default="history", help="as bench_scoring's")
     parser.add_argument("--database-url", help="a PostgreSQL server URL (fresh databases are made on it)")
     parser.add_argument("--size", type=int, default=500)
     parser.add_argument("--rounds", type=int, default=12)
@@ -77,7 +78,10 @@ def main() -> None:
             settings = _settings(models, url, permits=mode == "checked")
             apps[mode] = build_app(settings)
             stack.callback(apps[mode].close)
-        factories = {mode: DeclarationFactory(run=f"{os.getpid()}{mode}", seed=0, cite_permits=True) for mode in apps}
+        factories = {
+            mode: DeclarationFactory(run=f"{os.getpid()}{mode}", seed=0, cite_permits=True, permit_mix=args.permit_mix)
+            for mode in apps
+        }
         asyncio.run(_run(apps, factories, args))
 
 

@@ -1,7 +1,7 @@
 """In-process profile of what permit checks cost per declaration: the checks, and the ledger in the writer.
 
     .venv/bin/python benchmarks/profile_permits.py [--database-url URL] [--declarations 6000]
-        [--sizes 8,32,200,500] [--rounds 5] [--cprofile ledger|checks]
+        [--sizes 8,32,200,500] [--rounds 5] [--cprofile ledger|checks] [--permit-mix history|every-item]
 
 Uses the scoring benchmark's declarations and permit mix (bench_scoring.DeclarationFactory with
 cited permits, one in AMENDMENT_EVERY sent again as an amendment). Checks: CPU time of
@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from bench_scoring import AMENDMENT_EVERY, DeclarationFactory, fresh_database  # noqa: E402
+from bench_scoring import AMENDMENT_EVERY, PERMIT_MIXES, DeclarationFactory, fresh_database  # noqa: E402
 
 from risk_service.domain.assessment import Assessment  # noqa: E402
 from risk_service.domain.declaration import Declaration  # noqa: E402
@@ -113,6 +113,7 @@ class Timer:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--permit-mix", choices=PERMIT_MIXES, default="history", help="as bench_scoring's")
     parser.add_argument("--database-url", help="a PostgreSQL server URL (a fresh database is made on it)")
     parser.add_argument("--declarations", type=int, default=6000)
     parser.add_argument("--sizes", default="8,32,200,500")
@@ -121,7 +122,7 @@ def main() -> None:
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
 
-    factory = DeclarationFactory(run="P", seed=0, cite_permits=True)
+    factory = DeclarationFactory(run="P", seed=0, cite_permits=True, permit_mix=args.permit_mix)
     permits = [permit_from_pb(p) for p in factory.permits]
     n_first = len(factory._declarations)  # the first pass; later ones mix in amendments
     table = load_controlled_goods(DEFAULT_CONTROLLED_GOODS_PATH)
