@@ -551,22 +551,32 @@ def _load_declarations(conn: sa.Connection, newest: Mapping[str, int]) -> dict[s
     return states
 
 
-def _minus(total: float, amount: float) -> float:
+def _minus(total: float, amount: float, limit: float | None) -> float:
     # Float sums do not cancel exactly: snap what is left of giving everything back to 0, so a line
     # whose draws are all released reads as untouched (an amendment may then drop it or change its unit).
+    # The residue grows with the amounts ever summed on the line, not with what is left, so it is
+    # judged against the line's limit too (draws never pass it).
     left = total - amount
-    return 0.0 if abs(left) <= _ROUNDING_RESIDUE * max(1.0, abs(total)) else left
+    scale = max(1.0, abs(total), abs(limit) if limit is not None else 0.0)
+    return 0.0 if abs(left) <= _ROUNDING_RESIDUE * scale else left
 
 
 def _release(
     state: _Declaration, declaration_id: str, lines: dict[LineKey, LineTotals], users: dict[str, set[str]]
 ) -> None:
+    # Per line, the stored draws summed first, in item order as _draw added them (the claim's
+    # order): a declaration alone on a line then gives back exactly what it added.
+    released: dict[LineKey, tuple[float, float]] = {}
     for draw in state.draws:
-        line = lines.get((draw.permit_id, draw.line_number))
+        key = (draw.permit_id, draw.line_number)
+        quantity, value = released.get(key, (0.0, 0.0))
+        released[key] = (quantity + draw.quantity, value + draw.value)
+    for key, (quantity, value) in released.items():
+        line = lines.get(key)
         if line is None:  # the foreign key keeps a line with draws; a missing one is a broken database
-            raise RuntimeError(f"permit {draw.permit_id} line {draw.line_number} has draws but no row")
-        line.drawn_quantity = _minus(line.drawn_quantity, draw.quantity)
-        line.drawn_value = _minus(line.drawn_value, draw.value)
+            raise RuntimeError(f"permit {key[0]} line {key[1]} has draws but no row")
+        line.drawn_quantity = _minus(line.drawn_quantity, quantity, line.authorised_quantity)
+        line.drawn_value = _minus(line.drawn_value, value, line.authorised_value)
         line.changed = True
     state.draws = []
     for permit_id in state.uses:
