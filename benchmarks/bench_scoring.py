@@ -460,8 +460,8 @@ def main() -> None:
         "--permits",
         choices=("none", "checked", "unchecked", "compare"),
         default="none",
-        help="none: declarations as generated; checked/unchecked: every item cites a permit, checks on/off; "
-        "compare: both servers side by side, runs alternating between them",
+        help="none: declarations as generated; checked/unchecked: declarations cite registered permits "
+        "(--permit-mix), checks on/off; compare: both servers side by side, runs alternating between them",
     )
     parser.add_argument(
         "--warmup-runs",

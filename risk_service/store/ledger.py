@@ -27,7 +27,14 @@ from typing import Any, NamedTuple
 import sqlalchemy as sa
 
 from risk_service.domain.assessment import Assessment
-from risk_service.domain.permits.ledger import DrawRecord, DrawRefusal, LedgerClaim, RefusalKind, over_limit
+from risk_service.domain.permits.ledger import (
+    DrawRecord,
+    DrawRefusal,
+    LedgerClaim,
+    RefusalKind,
+    over_limit,
+    sum_by_line,
+)
 from risk_service.domain.permits.model import LineBalance, PermitStatus
 from risk_service.domain.ports import AssessmentRecord, SettleRefusals
 from risk_service.store.db import BulkInsert
@@ -564,14 +571,8 @@ def _minus(total: float, amount: float, limit: float | None) -> float:
 def _release(
     state: _Declaration, declaration_id: str, lines: dict[LineKey, LineTotals], users: dict[str, set[str]]
 ) -> None:
-    # Per line, the stored draws summed first, in item order as _draw added them (the claim's
-    # order): a declaration alone on a line then gives back exactly what it added.
-    released: dict[LineKey, tuple[float, float]] = {}
-    for draw in state.draws:
-        key = (draw.permit_id, draw.line_number)
-        quantity, value = released.get(key, (0.0, 0.0))
-        released[key] = (quantity + draw.quantity, value + draw.value)
-    for key, (quantity, value) in released.items():
+    # Stored draws come in item order, the claim's: the sums are the ones _draw added.
+    for key, (quantity, value) in sum_by_line(state.draws).items():
         line = lines.get(key)
         if line is None:  # the foreign key keeps a line with draws; a missing one is a broken database
             raise RuntimeError(f"permit {key[0]} line {key[1]} has draws but no row")

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 from risk_service.domain.permits.model import PermitState
 
@@ -32,6 +32,34 @@ class PermitDraw(NamedTuple):
     value: float  # customs value in national currency
 
 
+class LineDraw(Protocol):
+    """What summing by goods line reads of a draw: a claimed one (PermitDraw) or a stored one."""
+
+    @property
+    def permit_id(self) -> str: ...
+    @property
+    def line_number(self) -> int: ...
+    @property
+    def quantity(self) -> float: ...
+    @property
+    def value(self) -> float: ...
+
+
+def sum_by_line(draws: Iterable[LineDraw]) -> dict[tuple[str, int], tuple[float, float]]:
+    """(permit id, line number) -> (quantity, value) of the draws, added in their order.
+
+    The ledger adds a claim's sums to a line's totals and later subtracts the same sums of the
+    stored draws (in the same item order), so a declaration alone on a line gives back exactly
+    what it took.
+    """
+    by_line: dict[tuple[str, int], tuple[float, float]] = {}
+    for d in draws:
+        key = (d.permit_id, d.line_number)
+        quantity, value = by_line.get(key, (0.0, 0.0))
+        by_line[key] = (quantity + d.quantity, value + d.value)
+    return by_line
+
+
 @dataclass(frozen=True, slots=True)
 class LedgerClaim:
     """What one declaration version asks of the ledger; settled atomically with its assessment.
@@ -49,13 +77,8 @@ class LedgerClaim:
     def __post_init__(self) -> None:
         ids = {d.permit_id for d in self.draws}
         ids.update(self.single_use_permits)
-        by_line: dict[tuple[str, int], tuple[float, float]] = {}
-        for d in self.draws:
-            key = (d.permit_id, d.line_number)
-            quantity, value = by_line.get(key, (0.0, 0.0))
-            by_line[key] = (quantity + d.quantity, value + d.value)
         object.__setattr__(self, "permit_ids", frozenset(ids))
-        object.__setattr__(self, "by_line", by_line)
+        object.__setattr__(self, "by_line", sum_by_line(self.draws))
 
 
 class RefusalKind(enum.Enum):
